@@ -1,0 +1,71 @@
+"""Create convmon's topics when they are missing, before the Faust worker subscribes.
+
+Faust subscribes to an agent's source topic without creating it (and ignores it while it
+is missing), so the worker creates chat.turns, the DLQ, chat.scores and chat.alerts first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def admin_config(settings: Settings) -> dict:
+    k = settings.kafka
+    cfg: dict = {"bootstrap_servers": k.bootstrap.split(","), "security_protocol": k.security_protocol.upper()}
+    if k.sasl_mechanism:
+        cfg["sasl_mechanism"] = k.sasl_mechanism.upper()
+    if k.sasl_username:
+        cfg["sasl_plain_username"] = k.sasl_username
+    if k.sasl_password:
+        cfg["sasl_plain_password"] = k.sasl_password.get_secret_value()
+    if k.ssl_cafile:
+        cfg["ssl_cafile"] = str(k.ssl_cafile)
+    return cfg
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
+    """Create the missing topics; returns the names created. Raises RuntimeError if Kafka is unreachable."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    t = settings.topics
+    names = [t.turns, t.dlq, t.scores, t.alerts]
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            admin = KafkaAdminClient(**admin_config(settings), client_id="convmon-admin")
+            break
+        except KafkaError as e:
+            last = e
+            time.sleep(1)
+    else:
+        raise RuntimeError(
+            f"cannot reach Kafka at {settings.kafka.bootstrap} ({type(last).__name__}). Start the local broker "
+            "with `convmon kafka up`, or set CONVMON_KAFKA_BOOTSTRAP to your cluster."
+        )
+    try:
+        existing = set(admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(n, num_partitions=t.partitions, replication_factor=t.replication_factor) for n in missing]
+                )
+            except TopicAlreadyExistsError:  # another worker won the race
+                pass
+            log.info("created topics %s with %d partitions", missing, t.partitions)
+        # Metadata can lag right after creation: wait until every topic has partitions.
+        while time.monotonic() < deadline:
+            described = admin.describe_topics(names)
+            if all(d.get("partitions") for d in described):
+                break
+            time.sleep(0.2)
+        return missing
+    finally:
+        admin.close()

@@ -1,0 +1,58 @@
+"""Agent: chat.turns → (DLQ | scores + ClickHouse). Thin wiring; the logic is in convmon.batch.
+
+Offsets: each event's message is pinned (incref) while its batch is in flight and
+released only after the batch is stored and its DLQ/score messages are acknowledged by
+Kafka. If the worker stops or dies mid-batch, the pin keeps Faust from committing past it,
+the records are read again on restart, and ClickHouse deduplicates on event_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+import faust
+
+from ..batch import RawRecord
+
+log = logging.getLogger(__name__)
+
+
+def register(app: faust.App) -> None:
+    rt = app.convmon_runtime
+    cfg = rt.settings.worker
+
+    @app.agent(app.turns_topic, name="convmon.score_turns", concurrency=1)
+    async def score_turns(stream):
+        await app.dlq_topic.maybe_declare()
+        await app.scores_topic.maybe_declare()
+        await rt.sink.open()
+        loop = asyncio.get_running_loop()
+        async for events in stream.take_events(cfg.batch_size, within=cfg.batch_within_s):
+            for ev in events:
+                ev.message.incref()
+            records = [
+                RawRecord(ev.value, ev.key, ev.message.topic, ev.message.partition, ev.message.offset)
+                for ev in events
+            ]
+            result = await loop.run_in_executor(rt.score_executor, rt.processor.process, records)
+            pending = []
+            for dead in result.dead:
+                pending.append(
+                    await app.dlq_topic.send(key=dead.record.key, value=dead.record.value or b"", headers=dead.headers())
+                )
+            if result.dead:
+                reasons = Counter(d.reason for d in result.dead)
+                log.warning("dead-lettered %d records to %s: %s", len(result.dead), app.dlq_topic.get_topic_name(),
+                            dict(reasons))
+            await rt.sink.write(result.scored)
+            for s in result.scored:
+                pending.append(await app.scores_topic.send(key=s.turn.conversation_id.encode(), value=s.event_bytes()))
+            if pending:
+                await asyncio.gather(*pending)
+            for ev in events:
+                await stream.ack(ev)
+            yield len(events)
+
+    app.score_turns = score_turns

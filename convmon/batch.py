@@ -1,0 +1,81 @@
+"""One micro-batch through ingest and scoring — plain code, no Kafka.
+
+The Faust agent hands raw records in; it gets back the scored turns to store and publish,
+and the rejected records (original bytes + reason) for the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional, Sequence
+
+from .contract import ChatTurn
+from .ingest import Rejected, TurnDecoder
+from .scoring.pipeline import ScoredTurn, ScoringPipeline
+
+DLQ_HEADER_PREFIX = "convmon."
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    value: Optional[bytes]
+    key: Optional[bytes] = None
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: RawRecord
+    reason: str
+    detail: str
+
+    def headers(self) -> dict[str, bytes]:
+        r = self.record
+        return {
+            f"{DLQ_HEADER_PREFIX}reason": self.reason.encode(),
+            f"{DLQ_HEADER_PREFIX}detail": self.detail.encode("utf-8", "replace"),
+            f"{DLQ_HEADER_PREFIX}source": f"{r.topic}/{r.partition}@{r.offset}".encode(),
+            f"{DLQ_HEADER_PREFIX}failed_at": datetime.now(timezone.utc).isoformat().encode(),
+        }
+
+
+@dataclass(slots=True)
+class BatchResult:
+    scored: list[ScoredTurn] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+class BatchProcessor:
+    def __init__(self, decoder: TurnDecoder, pipeline: ScoringPipeline):
+        self.decoder = decoder
+        self.pipeline = pipeline
+
+    def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        result = BatchResult()
+        turns: list[ChatTurn] = []
+        positions: list[tuple[int, int]] = []
+        for rec in records:
+            try:
+                decoded = self.decoder.decode(rec.value, rec.key)
+            except Exception as e:  # a decoder bug must not stop the stream
+                decoded = Rejected("internal_error", f"decoder raised {type(e).__name__}")
+            if isinstance(decoded, Rejected):
+                result.dead.append(DeadLetter(rec, decoded.reason, decoded.detail))
+            else:
+                turns.append(decoded)
+                positions.append((rec.partition, rec.offset))
+        if turns:
+            try:
+                result.scored = self.pipeline.score(turns, positions)
+            except Exception:
+                # Isolate the turn that breaks a scorer; the others are scored normally.
+                by_pos = {(r.partition, r.offset): r for r in records}
+                for turn, pos in zip(turns, positions):
+                    try:
+                        result.scored.extend(self.pipeline.score([turn], [pos]))
+                    except Exception as e:
+                        result.dead.append(DeadLetter(by_pos[pos], "scoring_error", f"a scorer raised {type(e).__name__}"))
+        return result

@@ -1,0 +1,114 @@
+"""The one typed settings object.
+
+Sources, highest priority first: explicit keyword arguments, `CONVMON_*` environment
+variables (nested fields with `__`, e.g. `CONVMON_WORKER__BATCH_SIZE`), the TOML file named
+by `CONVMON_CONFIG` (default: ./convmon.toml when it exists), then the defaults below.
+Nothing else in the package reads the environment or a config file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+class TopicSettings(BaseModel):
+    turns: str = "chat.turns"
+    dlq: str = "chat.turns.dlq"
+    scores: str = "chat.scores"
+    alerts: str = "chat.alerts"
+    partitions: int = Field(4, ge=1, description="partitions for topics the worker creates")
+    replication_factor: int = Field(1, ge=1)
+
+
+class WorkerSettings(BaseModel):
+    app_id: str = Field("convmon", description="Faust app id = Kafka consumer group")
+    batch_size: int = Field(512, ge=1, description="max turns per scoring micro-batch")
+    batch_within_s: float = Field(0.5, gt=0, description="max wait to fill a micro-batch")
+    max_text_bytes: int = Field(65536, ge=1, description="turns with longer text go to the DLQ")
+    max_record_bytes: int = Field(1_048_576, ge=1024, description="records larger than this go to the DLQ")
+    max_json_depth: int = Field(32, ge=2, description="deeper JSON goes to the DLQ")
+    max_future_skew_s: float = Field(86400, ge=0, description="turns dated further ahead go to the DLQ")
+    scoring_threads: int = Field(1, ge=1, description="threads for CPU-heavy scoring, off the event loop")
+    shutdown_timeout_s: float = Field(30, gt=0)
+    store_retry_max_s: float = Field(30, gt=0, description="cap of the back-off while ClickHouse refuses writes")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port on 127.0.0.1 (0 = off)")
+
+
+class KafkaSettings(BaseModel):
+    bootstrap: str = "127.0.0.1:9092"
+    security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL")
+    sasl_mechanism: Optional[str] = None
+    sasl_username: Optional[str] = None
+    sasl_password: Optional[SecretStr] = None
+    ssl_cafile: Optional[Path] = None
+
+
+class ClickHouseSettings(BaseModel):
+    url: str = ""  # filled from var when empty: chdb://<var>/clickhouse
+    database: str = "convmon"
+    username: Optional[str] = None
+    password: Optional[SecretStr] = None
+    insert_batch_rows: int = Field(10000, ge=1)
+
+
+class PrivacySettings(BaseModel):
+    store_raw_text: bool = Field(False, description="opt-in: also store the unredacted text in ClickHouse")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CONVMON_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    var: Path = Field(Path("var"), description="local state: embedded ClickHouse, Kafka data, logs (CONVMON_VAR)")
+    kafka_bootstrap: Optional[str] = Field(None, description="shortcut for kafka.bootstrap")
+    clickhouse_url: Optional[str] = Field(None, description="shortcut for clickhouse.url")
+    log_level: str = "info"
+    kafka: KafkaSettings = KafkaSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    topics: TopicSettings = TopicSettings()
+    worker: WorkerSettings = WorkerSettings()
+    privacy: PrivacySettings = PrivacySettings()
+
+    @field_validator("var")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().absolute()
+
+    def model_post_init(self, __context) -> None:
+        if self.kafka_bootstrap:
+            self.kafka.bootstrap = self.kafka_bootstrap
+        if self.clickhouse_url:
+            self.clickhouse.url = self.clickhouse_url
+        if not self.clickhouse.url:
+            self.clickhouse.url = f"chdb://{self.var / 'clickhouse'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get("CONVMON_CONFIG", "convmon.toml")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if Path(path).is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        elif "CONVMON_CONFIG" in os.environ:
+            raise FileNotFoundError(f"CONVMON_CONFIG names {path!r}, which does not exist")
+        return tuple(sources)
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse.url.startswith("chdb://")
+
+
+def load_settings(**overrides) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,170 @@
+"""`convmon demo`: replay sample conversations through the live pipeline and report.
+
+Steps: make sure the broker is up (local one started if needed), start a worker process,
+publish the sample turns plus a few malformed records, follow chat.scores and the DLQ
+until every turn is accounted for, stop the worker with SIGTERM (it owns the embedded
+ClickHouse), then read ClickHouse and print what convmon found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from .config import Settings
+from .produce import TurnPublisher, complete, read_jsonl
+
+MALFORMED = [
+    (b"this is not json", "invalid_json"),
+    (b'{"event_id": "x"}', "schema_violation"),
+    (b"\xff\xfe broken bytes", "invalid_utf8"),
+]
+
+
+def sample_path() -> Path:
+    return Path(str(resources.files("convmon").joinpath("models/data/conversations/sample.jsonl")))
+
+
+def _echo(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _broker_ready(settings: Settings) -> bool:
+    from . import kafka_local
+
+    if kafka_local.local_port(settings) is None:
+        return True  # external broker: the user runs it
+    if kafka_local.run(settings, "status", capture=True).returncode == 0:
+        return True
+    _echo("starting the local Kafka broker (first run downloads Kafka jars from Maven Central)…")
+    return kafka_local.run(settings, "up").returncode == 0
+
+
+def run_demo(settings: Settings, file: Optional[Path], timeout: float) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    file = file or sample_path()
+    run_id = uuid.uuid4().hex[:8]
+    turns = []
+    for _, t in read_jsonl(file):
+        t = dict(t, metadata={**(t.get("metadata") or {}), "demo_run": run_id})
+        turns.append(complete(t))
+    wanted = {t["event_id"] for t in turns}
+
+    if not _broker_ready(settings):
+        _echo("the Kafka broker did not start: see `convmon kafka logs`")
+        return 1
+
+    env = dict(os.environ, CONVMON_VAR=str(settings.var), CONVMON_KAFKA_BOOTSTRAP=settings.kafka.bootstrap,
+               CONVMON_CLICKHOUSE_URL=settings.clickhouse.url)
+    _echo("starting `convmon worker`…")
+    log_path = settings.var / "demo-worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = open(log_path, "w")
+    worker = subprocess.Popen([sys.executable, "-m", "convmon.cli", "worker"], env=env, stdout=log_file,
+                              stderr=subprocess.STDOUT)
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap.split(","), enable_auto_commit=False,
+                                 group_id=None)
+        tps = []
+        for topic in (settings.topics.scores, settings.topics.dlq):
+            parts = None
+            for _ in range(60):  # the worker creates its topics on start
+                parts = consumer.partitions_for_topic(topic)
+                if parts or worker.poll() is not None:
+                    break
+                time.sleep(0.5)
+                consumer.topics()  # refresh metadata
+            tps += [TopicPartition(topic, p) for p in (parts or [])]
+        if worker.poll() is not None:
+            _echo(f"the worker exited early (code {worker.returncode}); see {log_path}")
+            return 1
+        consumer.assign(tps)
+        consumer.seek_to_end(*tps)
+        for tp in tps:
+            consumer.position(tp)
+
+        with TurnPublisher(settings.kafka.bootstrap, settings.topics.turns) as pub:
+            for t in turns:
+                pub.publish(t)
+            for raw, _ in MALFORMED:
+                pub.publish_raw(raw, key=b"demo-malformed")
+        _echo(f"published {len(turns)} turns and {len(MALFORMED)} malformed records (run {run_id}); waiting for scores…")
+
+        seen: set[str] = set()
+        dead: list[str] = []
+        deadline = time.monotonic() + timeout
+        with click.progressbar(length=len(wanted), label="scored", file=sys.stderr) as bar:
+            while (len(seen) < len(wanted) or len(dead) < len(MALFORMED)) and time.monotonic() < deadline:
+                for tp, msgs in consumer.poll(timeout_ms=500).items():
+                    for m in msgs:
+                        if tp.topic == settings.topics.dlq:
+                            headers = dict(m.headers or [])
+                            dead.append(headers.get("convmon.reason", b"?").decode())
+                            continue
+                        eid = json.loads(m.value).get("event_id")
+                        if eid in wanted and eid not in seen:
+                            seen.add(eid)
+                            bar.update(1)
+                if worker.poll() is not None:
+                    break
+        consumer.close()
+    finally:
+        if worker.poll() is None:
+            _echo("stopping the worker (SIGTERM)…")
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(settings.worker.shutdown_timeout_s + 15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        log_file.close()
+
+    ok = len(seen) == len(wanted)
+    if not ok:
+        _echo(f"only {len(seen)}/{len(wanted)} turns were scored within {timeout:.0f}s; see {log_path}")
+    _report(settings, run_id, len(wanted), dead)
+    return 0 if ok else 1
+
+
+def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> None:
+    from .store.clickhouse import connect
+
+    client = connect(settings.clickhouse)
+    where = "JSONExtractString(metadata, 'demo_run') = {run:String}"
+    p = {"run": run_id}
+    q = lambda sql: client.query(sql, parameters=p).result_rows  # noqa: E731
+
+    stored, convs = q(f"SELECT count(), uniqExact(conversation_id) FROM turns FINAL WHERE {where}")[0]
+    out = [
+        "",
+        f"convmon demo — run {run_id}",
+        f"  turns published        {n_turns}",
+        f"  turns stored           {stored} (in {convs} conversations, ClickHouse at {settings.clickhouse.url})",
+        f"  dead-lettered          {len(dead)} ({', '.join(sorted(dead)) or 'none'})",
+        "",
+        "  by app and model version:",
+    ]
+    for app, name, ver, n in q(f"SELECT app, model_name, model_version, count() FROM turns FINAL WHERE {where} "
+                                "GROUP BY ALL ORDER BY app, model_version"):
+        out.append(f"    {app:<18} {name} {ver:<12} {n:>5} turns")
+    out.append("")
+    out.append("  PII and secrets found (stored redacted):")
+    rows = q(f"SELECT arrayJoin(pii) AS t, count() FROM turns FINAL WHERE {where} GROUP BY t ORDER BY t")
+    out += [f"    {t:<14} {n:>4}" for t, n in rows] or ["    none"]
+    for conv, idx, red in q(f"SELECT conversation_id, turn_index, text_redacted FROM turns FINAL WHERE {where} "
+                            "AND pii_count > 0 ORDER BY conversation_id, turn_index LIMIT 3"):
+        out.append(f"    e.g. {conv}#{idx}: {red[:100]}")
+    out.append("")
+    out.append(f"  query it yourself: convmon db query \"SELECT app, count() FROM turns FINAL GROUP BY app\"")
+    click.echo("\n".join(out))

@@ -1,0 +1,106 @@
+"""Producer side: publish chat turns to Kafka in the contract's shape.
+
+For chat backends written in Python (kafka-python, the client most of them use):
+
+    from convmon.produce import TurnPublisher
+    with TurnPublisher("broker:9092") as pub:
+        pub.publish({"conversation_id": "c-42", "turn_index": 0, "role": "user", "text": "hi",
+                     "app": "support-bot",
+                     "model": {"provider": "openai", "name": "gpt-4o-mini", "version": "2024-07-18"}})
+
+`publish` fills `event_id` (a new UUID) and `ts` (now) when missing, uses conversation_id as
+the key, and validates locally first so that a malformed turn fails in the caller, not in
+the monitor. Other languages: produce the same JSON with any Kafka client (see README).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+from pydantic import ValidationError
+
+from .contract import ChatTurn, format_ts
+
+
+class ContractError(ValueError):
+    pass
+
+
+def complete(turn: dict[str, Any]) -> dict[str, Any]:
+    """Fill event_id/ts where missing and check the result against the contract."""
+    out = dict(turn)
+    out.setdefault("event_id", str(uuid.uuid4()))
+    out.setdefault("ts", format_ts(datetime.now(timezone.utc)))
+    try:
+        ChatTurn.model_validate(out)
+    except ValidationError as e:
+        fields = ", ".join(".".join(map(str, err["loc"])) for err in e.errors(include_input=False))
+        raise ContractError(f"turn does not match the chat-turn contract ({fields})") from None
+    return out
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield lineno, json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ContractError(f"{path}:{lineno}: not JSON ({e.msg})") from None
+
+
+def encode(turn: dict[str, Any]) -> bytes:
+    return json.dumps(turn, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class TurnPublisher:
+    def __init__(self, bootstrap: str, topic: str = "chat.turns", **producer_config):
+        from kafka import KafkaProducer  # imported lazily: the worker does not need it
+
+        self.topic = topic
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5, **producer_config
+        )
+
+    def publish(self, turn: dict[str, Any]):
+        """Complete, validate and send one turn; returns kafka-python's future."""
+        full = complete(turn)
+        return self._producer.send(self.topic, key=full["conversation_id"].encode("utf-8"), value=encode(full))
+
+    def publish_raw(self, value: bytes, key: Optional[bytes] = None):
+        """Send bytes as they are, unvalidated (replaying dead letters, tests)."""
+        return self._producer.send(self.topic, key=key, value=value)
+
+    def publish_many(self, turns: Iterable[dict[str, Any]], rate: Optional[float] = None, progress=None) -> int:
+        """Publish all turns, at most `rate` per second when given; flushes at the end."""
+        n = 0
+        start = time.monotonic()
+        for turn in turns:
+            self.publish(turn)
+            n += 1
+            if rate:
+                ahead = n / rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+            if progress is not None:
+                progress(n)
+        self.flush()
+        return n
+
+    def flush(self, timeout: float = 30.0) -> None:
+        self._producer.flush(timeout)
+
+    def close(self) -> None:
+        self._producer.flush()
+        self._producer.close()
+
+    def __enter__(self) -> "TurnPublisher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,11 @@
+"""Which scorers the worker runs, built from Settings."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from .base import Scorer
+from .pii import PiiScorer
+
+
+def build_scorers(settings: Settings) -> list[Scorer]:
+    return [PiiScorer(store_raw_text=settings.privacy.store_raw_text)]

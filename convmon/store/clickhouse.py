@@ -1,0 +1,89 @@
+"""One ClickHouse client API for embedded (chdb://PATH) and server (http(s)://…) modes.
+
+Embedded mode facts that shape this module: chdb allows one database path per process and
+one process per path. The worker owns the path while it runs; other commands that open
+it fail fast with `StoreLocked`, which tells the user what to do.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from ..config import ClickHouseSettings
+
+
+class StoreError(RuntimeError):
+    """A ClickHouse problem with a message meant for the user."""
+
+
+class StoreLocked(StoreError):
+    pass
+
+
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _chdb_path(url: str) -> Path:
+    return Path(url[len("chdb://") :] or "var/clickhouse").expanduser().absolute()
+
+
+def connect(cfg: ClickHouseSettings, create_database: bool = True) -> Client:
+    """Open a client on cfg.url with cfg.database selected (created when missing)."""
+    if not _DB_NAME.match(cfg.database):
+        raise StoreError(f"clickhouse.database {cfg.database!r} is not a plain identifier")
+    if cfg.url.startswith("chdb://"):
+        path = _chdb_path(cfg.url)
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+        except Exception as e:  # chdb raises plain RuntimeErrors; the lock one names 'status'
+            msg = str(e)
+            if "lock" in msg.lower() or "status" in msg.lower():
+                raise StoreLocked(
+                    f"the embedded ClickHouse at {path} is in use by another process (normally a running "
+                    "`convmon worker`, which owns it). Stop the worker and retry, or point "
+                    "CONVMON_CLICKHOUSE_URL at a ClickHouse server so that several processes can share it."
+                ) from e
+            raise StoreError(f"cannot open embedded ClickHouse at {path}: {msg}") from e
+        if create_database:
+            client.command(f"CREATE DATABASE IF NOT EXISTS {cfg.database}")
+        client.command(f"USE {cfg.database}")
+        client.database = cfg.database
+        return client
+    if not re.match(r"^https?://", cfg.url):
+        raise StoreError(f"clickhouse.url {cfg.url!r}: expected chdb://PATH, http://HOST:PORT or https://HOST:PORT")
+    kwargs = {}
+    if cfg.username:
+        kwargs["username"] = cfg.username
+    if cfg.password:
+        kwargs["password"] = cfg.password.get_secret_value()
+    try:
+        admin = clickhouse_connect.get_client(dsn=cfg.url, **kwargs)
+        if create_database:
+            admin.command(f"CREATE DATABASE IF NOT EXISTS {cfg.database}")
+        admin.close()
+        return clickhouse_connect.get_client(dsn=cfg.url, database=cfg.database, **kwargs)
+    except Exception as e:
+        raise StoreError(f"cannot reach ClickHouse at {_safe_url(cfg.url)}: {type(e).__name__}: {_first_line(e)}") from e
+
+
+def _safe_url(url: str) -> str:
+    """The URL without credentials, for messages and logs."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:300]
+
+
+def close(client: Optional[Client]) -> None:
+    if client is not None:
+        try:
+            client.close()
+        except Exception:
+            pass

@@ -1,0 +1,99 @@
+"""The worker's ClickHouse sink: owns the client, applies migrations, writes batches with retry.
+
+All ClickHouse calls run on one dedicated thread (chdb is in-process and blocking), never on
+the event loop. A failed write is retried with capped exponential back-off until it succeeds:
+the caller does not acknowledge the Kafka records meanwhile, so offsets are never committed
+past turns that are not stored, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Optional, Sequence
+
+from clickhouse_connect.driver.client import Client
+
+from ..config import Settings
+from ..scoring.pipeline import ScoredTurn
+from .clickhouse import close, connect
+from .migrate import migrate
+from .turns import TurnStore
+
+log = logging.getLogger(__name__)
+
+
+class StoreSink:
+    def __init__(self, open_client: Callable[[], Client], insert_batch_rows: int = 10000, retry_max_s: float = 30.0):
+        self._open_client = open_client
+        self._insert_batch_rows = insert_batch_rows
+        self._retry_max_s = retry_max_s
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="convmon-store")
+        self._client: Optional[Client] = None
+        self._turns: Optional[TurnStore] = None
+        self.failures = 0  # consecutive failed attempts, visible to metrics
+        self.rows_written = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "StoreSink":
+        return cls(
+            lambda: connect(settings.clickhouse),
+            settings.clickhouse.insert_batch_rows,
+            settings.worker.store_retry_max_s,
+        )
+
+    # -- blocking part, on the store thread ------------------------------------------------
+    def _ensure_open(self) -> TurnStore:
+        if self._turns is None:
+            client = self._open_client()
+            migrate(client)
+            self._client, self._turns = client, TurnStore(client, self._insert_batch_rows)
+        return self._turns
+
+    def _write_blocking(self, rows: Sequence[ScoredTurn]) -> int:
+        return self._ensure_open().write(rows)
+
+    def _reset_blocking(self) -> None:
+        close(self._client)
+        self._client, self._turns = None, None
+
+    # -- async API ----------------------------------------------------------------------------
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def open(self) -> None:
+        await self._run(self._ensure_open)
+
+    async def write(self, rows: Sequence[ScoredTurn]) -> int:
+        """Store `rows`; retries until ClickHouse accepts them (cancellation stops the retries)."""
+        if not rows:
+            return 0
+        delay = 0.2
+        while True:
+            try:
+                n = await self._run(self._write_blocking, rows)
+                if self.failures:
+                    log.warning("ClickHouse writes recovered after %d failed attempts", self.failures)
+                self.failures = 0
+                self.rows_written += n
+                return n
+            except Exception as e:
+                self.failures += 1
+                first = (str(e).strip().splitlines() or [""])[0][:200]
+                log.warning(
+                    "ClickHouse write of %d turns failed (attempt %d): %s: %s; retrying in %.1fs",
+                    len(rows), self.failures, type(e).__name__, first, delay,
+                )
+                if self.failures % 5 == 0:  # a server that went away: reconnect
+                    await self._run(self._reset_blocking)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
+
+    async def close(self) -> None:
+        await self._run(self._reset_blocking)
+        self._executor.shutdown(wait=True)
+
+    def close_blocking(self) -> None:
+        self._reset_blocking()
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,61 @@
+"""The `turns` sink: batched, idempotent inserts of scored turns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Sequence
+
+from clickhouse_connect.driver.client import Client
+
+from ..scoring.pipeline import ScoredTurn
+
+COLUMNS = (
+    "event_id", "conversation_id", "turn_index", "role", "ts", "app",
+    "model_provider", "model_name", "model_version", "prompt_template_id", "prompt_version",
+    "user_ref", "metadata", "text_chars", "text_redacted", "text_raw", "pii", "pii_count",
+    "toxicity", "sentiment", "sentiment_label", "jailbreak", "policy_scores", "policy_hits",
+    "scorer_version", "scored_at", "kafka_partition", "kafka_offset",
+)  # fmt: skip
+
+
+def to_row(s: ScoredTurn) -> list:
+    t, f = s.turn, s.scores
+    return [
+        t.event_id, t.conversation_id, t.turn_index, t.role, t.timestamp, t.app,
+        t.model.provider, t.model.name, t.model.version,
+        t.prompt.template_id if t.prompt else "", (t.prompt.version or "") if t.prompt else "",
+        t.user_ref or "", json.dumps(t.metadata, ensure_ascii=False) if t.metadata else "",
+        len(t.text), f["text_redacted"], f["text_raw"], f["pii"], f["pii_count"],
+        f["toxicity"], f["sentiment"], f["sentiment_label"], f["jailbreak"],
+        f["policy_scores"], f["policy_hits"],
+        s.scorer_version, s.scored_at, s.partition, s.offset,
+    ]  # fmt: skip
+
+
+def dedup_token(rows: Sequence[ScoredTurn]) -> str:
+    h = hashlib.sha1()
+    for s in rows:
+        h.update(s.turn.event_id.encode())
+    return h.hexdigest()
+
+
+class TurnStore:
+    """Writes batches of scored turns; a retried identical batch is dropped by ClickHouse."""
+
+    table = "turns"
+
+    def __init__(self, client: Client, max_rows: int = 10000):
+        self.client = client
+        self.max_rows = max_rows
+
+    def write(self, rows: Sequence[ScoredTurn]) -> int:
+        for i in range(0, len(rows), self.max_rows):
+            chunk = rows[i : i + self.max_rows]
+            self.client.insert(
+                self.table,
+                [to_row(s) for s in chunk],
+                column_names=COLUMNS,
+                settings={"insert_deduplication_token": dedup_token(chunk)},
+            )
+        return len(rows)

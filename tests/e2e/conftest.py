@@ -1,0 +1,120 @@
+"""End-to-end fixtures: the real local Kafka broker and real `convmon worker` processes.
+
+The broker is started once per session (infra/kafka/kafka.sh up; a no-op when it runs).
+Each test gets its own topics, consumer group and embedded ClickHouse path, so tests do
+not see each other's data. Results are read back the way a user would: from the Kafka
+topics and with `convmon db query` once the worker (which owns the embedded path) stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BOOTSTRAP = os.environ.get("CONVMON_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+@pytest.fixture(scope="session")
+def broker() -> str:
+    if "CONVMON_TEST_KAFKA_BOOTSTRAP" not in os.environ:
+        r = subprocess.run(["bash", str(REPO / "infra/kafka/kafka.sh"), "up"], capture_output=True, text=True)
+        assert r.returncode == 0, f"local Kafka broker did not start:\n{r.stdout}\n{r.stderr}"
+    return BOOTSTRAP
+
+
+@pytest.fixture
+def e2e(broker, tmp_path):
+    return Env(broker, tmp_path)
+
+
+class Env:
+    """One isolated convmon deployment on the shared broker."""
+
+    def __init__(self, bootstrap: str, tmp: Path):
+        tag = uuid.uuid4().hex[:8]
+        self.tmp = tmp
+        self.topics = {k: f"t{tag}.{k}" for k in ("turns", "dlq", "scores", "alerts")}
+        self.env = dict(
+            os.environ,
+            CONVMON_KAFKA_BOOTSTRAP=bootstrap,
+            CONVMON_VAR=str(tmp / "var"),
+            CONVMON_WORKER__APP_ID=f"convmon-test-{tag}",
+            CONVMON_WORKER__BATCH_WITHIN_S="0.2",
+            CONVMON_TOPICS__TURNS=self.topics["turns"],
+            CONVMON_TOPICS__DLQ=self.topics["dlq"],
+            CONVMON_TOPICS__SCORES=self.topics["scores"],
+            CONVMON_TOPICS__ALERTS=self.topics["alerts"],
+            CONVMON_LOG_LEVEL="warning",
+        )
+        self.env.pop("CONVMON_CONFIG", None)
+        self.bootstrap = bootstrap
+        self.workers: list[Worker] = []
+
+    def worker(self, name: str = "w") -> "Worker":
+        w = Worker(self.env, self.tmp / f"{name}-{len(self.workers)}.log")
+        self.workers.append(w)
+        return w
+
+    def convmon(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "convmon.cli", *args], env=self.env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def query(self, sql: str) -> list[dict]:
+        r = self.convmon("db", "query", "--json", sql)
+        assert r.returncode == 0, r.stderr
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def consumer(self, *topics: str):
+        from kafka import KafkaConsumer
+
+        return KafkaConsumer(*topics, bootstrap_servers=self.bootstrap, group_id=None,
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=1000)
+
+    def cleanup(self):
+        for w in self.workers:
+            w.kill()
+
+
+class Worker:
+    def __init__(self, env: dict, log: Path):
+        self.log = log
+        self._log = open(log, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "convmon.cli", "worker"], env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, cwd=REPO)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def terminate(self, timeout: float = 60) -> tuple[int, float]:
+        """SIGTERM; returns (exit code, seconds to exit)."""
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self._log.close()
+        return rc, time.monotonic() - t0
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(30)
+        self._log.close()
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+
+
+@pytest.fixture(autouse=True)
+def _cleanup_workers(request):
+    yield
+    env = request.node.funcargs.get("e2e")
+    if isinstance(env, Env):
+        env.cleanup()

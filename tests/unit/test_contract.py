@@ -1,0 +1,167 @@
+"""The JSON Schema and the typed model are one contract: same fields, same decisions."""
+
+import copy
+import json
+import uuid
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convmon.contract import ChatTurn, json_schema
+from convmon.ingest import REASONS, Rejected, TurnDecoder
+
+VALID = {
+    "event_id": "4f0c7f0e-0c39-4a1e-9e0f-6a3a2b1c0d9e",
+    "conversation_id": "conv-1",
+    "turn_index": 3,
+    "role": "assistant",
+    "text": "Hello! How can I help?",
+    "ts": "2026-11-28T17:00:00.123Z",
+    "app": "support-bot",
+    "model": {"provider": "openai", "name": "gpt-4o-mini", "version": "2024-07-18"},
+    "prompt": {"template_id": "support-v2", "version": "7"},
+    "user_ref": "u-93",
+    "metadata": {"region": "eu", "tags": ["a", 1]},
+}
+
+_VALIDATOR = jsonschema.Draft202012Validator(json_schema(), format_checker=jsonschema.FormatChecker())
+
+
+def schema_accepts(doc) -> bool:
+    return _VALIDATOR.is_valid(doc)
+
+
+def model_accepts(doc) -> bool:
+    try:
+        ChatTurn.model_validate(doc)
+        return True
+    except Exception:
+        return False
+
+
+def _mutations():
+    """(name, document) pairs: valid variants and one violation each."""
+    yield "valid", VALID
+    minimal = {k: v for k, v in VALID.items() if k not in ("prompt", "user_ref", "metadata")}
+    yield "minimal", minimal
+    for k in VALID:
+        d = copy.deepcopy(VALID)
+        del d[k]
+        yield f"missing {k}", d
+    for k in ("provider", "name", "version"):
+        d = copy.deepcopy(VALID)
+        del d["model"][k]
+        yield f"missing model.{k}", d
+        d = copy.deepcopy(VALID)
+        d["model"][k] = ""
+        yield f"empty model.{k}", d
+    bad_values = {
+        "event_id": ["not-a-uuid", 12345, "", "4f0c7f0e-0c39-4a1e-9e0f-6a3a2b1c0d9"],
+        "conversation_id": ["", 7, None, "x" * 257],
+        "turn_index": [-1, 1.5, "3", True, None, 1_000_001],
+        "role": ["bot", "USER", "", None],
+        "text": [None, 5, ["a"]],
+        "ts": ["2026-11-28", "2026-11-28T17:00:00", "yesterday", 1732813200, "2026-13-28T17:00:00Z"],
+        "app": ["", None, 3],
+        "model": ["gpt", None, {"provider": "a", "name": "b", "version": "c", "extra": 1}],
+        "prompt": [{"version": "1"}, "p", {"template_id": "t", "version": 2}],
+        "user_ref": [5, "u" * 257],
+        "metadata": ["x", [1], 3],
+    }
+    for k, values in bad_values.items():
+        for v in values:
+            d = copy.deepcopy(VALID)
+            d[k] = v
+            yield f"{k}={v!r:.30}", d
+    d = copy.deepcopy(VALID)
+    d["unexpected"] = 1
+    yield "extra field", d
+    for ts in ("2026-11-28T17:00:00+02:00", "2026-11-28t17:00:00z", "2026-11-28T17:00:00.5-05:30", "2026-11-28 17:00:00Z"):
+        d = copy.deepcopy(VALID)
+        d["ts"] = ts
+        yield f"ts={ts}", d
+    d = copy.deepcopy(VALID)
+    d["event_id"] = uuid.uuid4().hex  # the contract wants the canonical dashed form
+    yield "uuid without dashes", d
+
+
+@pytest.mark.parametrize("name,doc", list(_mutations()), ids=lambda x: x if isinstance(x, str) else "")
+def test_schema_and_model_agree(name, doc):
+    assert schema_accepts(doc) == model_accepts(doc), name
+
+
+def test_valid_documents_are_accepted_and_violations_rejected():
+    decisions = {name: model_accepts(doc) for name, doc in _mutations()}
+    assert decisions["valid"] and decisions["minimal"]
+    assert decisions["ts=2026-11-28T17:00:00+02:00"]
+    assert not decisions["missing text"] and not decisions["role='bot'"] and not decisions["extra field"]
+
+
+def test_same_fields_and_required_sets():
+    schema = json_schema()
+    assert set(schema["properties"]) == set(ChatTurn.model_fields)
+    required_in_model = {n for n, f in ChatTurn.model_fields.items() if f.is_required()}
+    assert set(schema["required"]) == required_in_model
+    assert set(schema["properties"]["role"]["enum"]) == {"user", "assistant", "system", "tool"}
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(sorted(VALID)), value=_json_values)
+def test_agreement_on_random_field_values(field, value):
+    doc = copy.deepcopy(VALID)
+    doc[field] = value
+    assert schema_accepts(doc) == model_accepts(doc)
+
+
+# --- the decoder's rejection reasons ---------------------------------------------------------------
+def _raw(doc) -> bytes:
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    "raw,reason",
+    [
+        (b"", "empty"),
+        (b"x" * 2_000_000, "too_large"),
+        (b"\xff\xfe{}", "invalid_utf8"),
+        (b"{not json", "invalid_json"),
+        (b'{"text": "a", "text": "b"}', "invalid_json"),
+        (b"[" * 100 + b"]" * 100, "too_deep"),
+        (b'"just a string"', "not_an_object"),
+        (b"[1, 2]", "not_an_object"),
+        (_raw({**VALID, "text": "a\ud800b"}), "invalid_unicode"),
+        (_raw({**VALID, "role": "bot"}), "schema_violation"),
+        (_raw({**VALID, "text": "x" * 70000}), "text_too_long"),
+        (_raw({**VALID, "ts": "1970-01-01T00:00:00Z"}), "ts_out_of_range"),
+        (_raw({**VALID, "ts": "2999-01-01T00:00:00Z"}), "ts_out_of_range"),
+    ],
+)
+def test_decoder_rejects_with_reason(raw, reason):
+    out = TurnDecoder().decode(raw)
+    assert isinstance(out, Rejected), out
+    assert out.reason == reason
+    assert out.reason in REASONS
+
+
+def test_decoder_accepts_valid_and_checks_key():
+    d = TurnDecoder()
+    turn = d.decode(_raw(VALID), key=b"conv-1")
+    assert isinstance(turn, ChatTurn) and turn.text == VALID["text"]
+    assert isinstance(d.decode(_raw(VALID), key=None), ChatTurn)
+    out = d.decode(_raw(VALID), key=b"other-conversation")
+    assert isinstance(out, Rejected) and out.reason == "key_mismatch"
+
+
+def test_rejection_detail_never_quotes_the_text():
+    secret = "my password is hunter2"
+    out = TurnDecoder().decode(_raw({**VALID, "text": secret, "role": 42}))
+    assert isinstance(out, Rejected) and secret not in out.detail and "hunter2" not in out.detail

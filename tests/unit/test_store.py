@@ -1,0 +1,110 @@
+import asyncio
+import uuid
+
+import pytest
+
+from convmon.contract import ChatTurn
+from convmon.scoring.pii import PiiScorer
+from convmon.scoring.pipeline import ScoringPipeline
+from convmon.store.clickhouse import StoreError, connect
+from convmon.store.migrate import available, migrate
+from convmon.store.sink import StoreSink
+from convmon.store.turns import TurnStore
+
+
+def make_turns(n, conv="c", text="hello {i}, mail me: u{i}@example.com"):
+    return [
+        ChatTurn.model_validate(
+            {
+                "event_id": str(uuid.uuid4()),
+                "conversation_id": f"{conv}{i % 7}",
+                "turn_index": i,
+                "role": "user" if i % 2 == 0 else "assistant",
+                "text": text.format(i=i),
+                "ts": "2026-11-28T17:00:00.000Z",
+                "app": "app-a",
+                "model": {"provider": "p", "name": "m", "version": "v1"},
+                "prompt": {"template_id": "tpl", "version": "3"},
+            }
+        )
+        for i in range(n)
+    ]
+
+
+def scored(n, **kw):
+    return ScoringPipeline([PiiScorer()]).score(make_turns(n, **kw))
+
+
+def count(client, final=True):
+    return client.query(f"SELECT count() FROM turns{' FINAL' if final else ''}").result_rows[0][0]
+
+
+def test_migrate_is_idempotent_and_versioned(client):
+    first = migrate(client)
+    assert [m.version for m in first] == [m.version for m in available()] and first
+    assert migrate(client) == []
+    versions = [r[0] for r in client.query("SELECT version FROM schema_migrations FINAL ORDER BY version").result_rows]
+    assert versions == [m.version for m in available()]
+
+
+def test_rows_round_trip_with_lineage_and_redaction(client):
+    migrate(client)
+    rows = scored(20)
+    TurnStore(client).write(rows)
+    r = client.query(
+        "SELECT app, model_version, prompt_template_id, prompt_version, pii, text_redacted, text_raw, scorer_version "
+        "FROM turns FINAL WHERE turn_index = 3"
+    ).result_rows[0]
+    assert r[:4] == ("app-a", "v1", "tpl", "3")
+    assert r[4] == ["email"] and r[5] == "hello 3, mail me: [EMAIL]" and r[6] is None
+    assert r[7] == "pii-1"
+
+
+def test_redelivered_turns_are_counted_once(client):
+    migrate(client)
+    store = TurnStore(client, max_rows=50)
+    rows = scored(300)
+    store.write(rows)
+    store.write(rows)  # identical retry: dropped by the insert deduplication token
+    store.write(rows[100:200])  # a different batch with re-delivered turns (a restart)
+    assert count(client) == 300
+    assert client.query("SELECT uniqExact(event_id) FROM turns").result_rows[0][0] == 300
+
+
+def test_raw_text_only_on_opt_in(client):
+    migrate(client)
+    rows = ScoringPipeline([PiiScorer(store_raw_text=True)]).score(make_turns(2))
+    TurnStore(client).write(rows)
+    raws = [r[0] for r in client.query("SELECT text_raw FROM turns FINAL").result_rows]
+    assert all(r and "@example.com" in r for r in raws)
+
+
+def test_sink_retries_until_the_store_accepts(settings):
+    calls = {"n": 0}
+    real = connect(settings.clickhouse)
+
+    def flaky_open():
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise ConnectionError("clickhouse is down")
+        return real
+
+    sink = StoreSink(flaky_open, retry_max_s=0.05)
+    rows = scored(10)
+
+    async def go():
+        return await asyncio.wait_for(sink.write(rows), 10)
+
+    assert asyncio.run(go()) == 10
+    assert calls["n"] == 3 and sink.failures == 0
+    assert count(real) == 10
+    sink.close_blocking()
+
+
+def test_server_url_errors_are_clear(settings):
+    settings.clickhouse.url = "http://127.0.0.1:1"  # nothing listens there
+    with pytest.raises(StoreError, match="cannot reach ClickHouse at http://127.0.0.1:1"):
+        connect(settings.clickhouse)
+    settings.clickhouse.url = "ftp://x"
+    with pytest.raises(StoreError, match="expected chdb://PATH"):
+        connect(settings.clickhouse)
