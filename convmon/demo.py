@@ -157,9 +157,9 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
     ]
     for app, name, ver, n in q(f"SELECT app, model_name, model_version, count() FROM turns FINAL WHERE {where} "
                                 "GROUP BY ALL ORDER BY app, model_version"):
-        out.append(f"    {app:<18} {name} {ver:<12} {n:>5} turns")
+        out.append(f"    {app:<18} {name + ' ' + ver:<30} {n:>5} turns")
     out.append("")
-    out.append("  PII and secrets found (stored redacted):")
+    out.append("  turns containing PII or secrets (stored redacted):")
     rows = q(f"SELECT arrayJoin(pii) AS t, count() FROM turns FINAL WHERE {where} GROUP BY t ORDER BY t")
     out += [f"    {t:<14} {n:>4}" for t, n in rows] or ["    none"]
     for conv, idx, red in q(f"SELECT conversation_id, turn_index, text_redacted FROM turns FINAL WHERE {where} "

@@ -7,6 +7,7 @@ it fail fast with `StoreLocked`, which tells the user what to do.
 
 from __future__ import annotations
 
+import fcntl
 import re
 from pathlib import Path
 from typing import Optional
@@ -32,6 +33,20 @@ def _chdb_path(url: str) -> Path:
     return Path(url[len("chdb://") :] or "var/clickhouse").expanduser().absolute()
 
 
+def _locked_by_other_process(path: Path) -> bool:
+    """ClickHouse holds an exclusive flock on <path>/status while a process has the path open."""
+    status = path / "status"
+    if not status.exists():
+        return False
+    with open(status, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
 def connect(cfg: ClickHouseSettings, create_database: bool = True) -> Client:
     """Open a client on cfg.url with cfg.database selected (created when missing)."""
     if not _DB_NAME.match(cfg.database):
@@ -39,17 +54,16 @@ def connect(cfg: ClickHouseSettings, create_database: bool = True) -> Client:
     if cfg.url.startswith("chdb://"):
         path = _chdb_path(cfg.url)
         path.mkdir(parents=True, exist_ok=True)
+        if _locked_by_other_process(path):
+            raise StoreLocked(
+                f"the embedded ClickHouse at {path} is in use by another process (normally a running "
+                "`convmon worker`, which owns it: chdb allows one process per path). Stop the worker and retry, "
+                "or point CONVMON_CLICKHOUSE_URL at a ClickHouse server so that several processes can share it."
+            )
         try:
             client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
-        except Exception as e:  # chdb raises plain RuntimeErrors; the lock one names 'status'
-            msg = str(e)
-            if "lock" in msg.lower() or "status" in msg.lower():
-                raise StoreLocked(
-                    f"the embedded ClickHouse at {path} is in use by another process (normally a running "
-                    "`convmon worker`, which owns it). Stop the worker and retry, or point "
-                    "CONVMON_CLICKHOUSE_URL at a ClickHouse server so that several processes can share it."
-                ) from e
-            raise StoreError(f"cannot open embedded ClickHouse at {path}: {msg}") from e
+        except Exception as e:
+            raise StoreError(f"cannot open embedded ClickHouse at {path}: {_first_line(e)}") from e
         if create_database:
             client.command(f"CREATE DATABASE IF NOT EXISTS {cfg.database}")
         client.command(f"USE {cfg.database}")

@@ -120,6 +120,9 @@ def test_turns_from_two_clients_arrive_once_and_bad_records_reach_the_dlq(e2e):
     e2e.env["CONVMON_WORKER__MAX_RECORD_BYTES"] = "200000"
     worker = e2e.worker()
     wait_for_topic(e2e, e2e.topics["scores"])
+    time.sleep(2)  # the worker opens its embedded store as its agent starts
+    busy = e2e.convmon("db", "query", "SELECT 1")
+    assert busy.returncode != 0 and "in use by another process" in busy.stderr
 
     py_turns = turn_dicts(2000, "py")
     kcat_turns = turn_dicts(50, "kcat")
