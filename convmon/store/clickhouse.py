@@ -26,6 +26,7 @@ class StoreLocked(StoreError):
     pass
 
 
+_OPENED_HERE: set[Path] = set()  # chdb paths this process has open (its own lock is not a conflict)
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -54,7 +55,7 @@ def connect(cfg: ClickHouseSettings, create_database: bool = True) -> Client:
     if cfg.url.startswith("chdb://"):
         path = _chdb_path(cfg.url)
         path.mkdir(parents=True, exist_ok=True)
-        if _locked_by_other_process(path):
+        if path not in _OPENED_HERE and _locked_by_other_process(path):
             raise StoreLocked(
                 f"the embedded ClickHouse at {path} is in use by another process (normally a running "
                 "`convmon worker`, which owns it: chdb allows one process per path). Stop the worker and retry, "
@@ -62,6 +63,7 @@ def connect(cfg: ClickHouseSettings, create_database: bool = True) -> Client:
             )
         try:
             client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+            _OPENED_HERE.add(path)
         except Exception as e:
             raise StoreError(f"cannot open embedded ClickHouse at {path}: {_first_line(e)}") from e
         if create_database:
