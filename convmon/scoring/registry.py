@@ -8,4 +8,9 @@ from .pii import PiiScorer
 
 
 def build_scorers(settings: Settings) -> list[Scorer]:
-    return [PiiScorer(store_raw_text=settings.privacy.store_raw_text)]
+    scorers: list[Scorer] = [PiiScorer(store_raw_text=settings.privacy.store_raw_text)]
+    if settings.scoring.models:
+        from .suite import SuiteScorer
+
+        scorers.append(SuiteScorer(settings.scoring.models_dir, threads=settings.worker.scoring_threads))
+    return scorers

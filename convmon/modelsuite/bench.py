@@ -1,0 +1,163 @@
+"""`convmon bench models`: throughput and latency of the scoring designs, side by side, one run.
+
+- suite:              the shipped models/suite.onnx (int8 encoder + all heads, one session)
+- encoder:            the bare int8 encoder + pooling (the ceiling: no heads)
+- fp32:               the same suite design with the fp32 encoder
+- per_check_baseline: one model per check, as the peer guardrail tools run it — a separate
+                      session (own encoder pass) for toxicity, sentiment, jailbreak and each policy
+Turns: short (≈15 tokens) and long (≈60 tokens) texts drawn from our labelled dev sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..scoring.suite import Encoder, make_tokenizer
+from . import graph
+from .build import load_policies, read_set, source_file
+
+
+def _texts(models_dir: Path, tokenizer_path: Path) -> dict[str, list[str]]:
+    tok = make_tokenizer(tokenizer_path)
+    pool = []
+    for task in ("toxicity", "sentiment", "jailbreak"):
+        pool += [r["text"] for r in read_set(models_dir / "data" / task / "dev.jsonl")]
+    lengths = [len(e.ids) for e in tok.encode_batch(pool)]
+    short = [t for t, n in zip(pool, lengths) if 11 <= n <= 19]
+    long = []
+    buf, n_buf = [], 0
+    for t, n in zip(pool, lengths):  # join dev sentences into 55–70-token assistant-like replies
+        if n > 40:
+            continue
+        buf.append(t)
+        n_buf += n - 2
+        if n_buf >= 55:
+            if n_buf <= 68:
+                long.append(" ".join(buf))
+            buf, n_buf = [], 0
+    return {"short": short[:256], "long": long[:256]}
+
+
+def _measure(fn: Callable[[list[str]], object], texts: list[str], batch: int, seconds: float) -> dict:
+    lat = []
+    n = 0
+    i = 0
+    fn(texts[:batch])  # warm-up
+    t_end = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    while time.perf_counter() < t_end:
+        chunk = [texts[(i + k) % len(texts)] for k in range(batch)]
+        i += batch
+        s = time.perf_counter()
+        fn(chunk)
+        lat.append((time.perf_counter() - s) / batch)
+        n += batch
+    elapsed = time.perf_counter() - t0
+    lat_ms = sorted(x * 1000 for x in lat)
+    return {
+        "turns_per_s": round(n / elapsed, 1),
+        "p50_ms_per_turn": round(statistics.median(lat_ms), 3),
+        "p99_ms_per_turn": round(lat_ms[min(len(lat_ms) - 1, int(len(lat_ms) * 0.99))], 3),
+    }
+
+
+def run_bench(models_dir: Path, seconds: float = 3.0, threads: int = 1, log=print) -> dict:
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    suite_path = models_dir / manifest["suite"]["file"]
+    tok_path = models_dir / manifest["suite"]["tokenizer"]
+    encoder_src, _ = source_file("encoder")
+    with tempfile.TemporaryDirectory(prefix="convmon-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        log("building the comparison graphs (bare int8 encoder, fp32 suite, one model per check)…")
+        graph.fold_to_fp32(encoder_src, tmp / "folded.onnx")
+        graph.add_pooling(tmp / "folded.onnx", tmp / "enc_fp32.onnx")
+        graph.quantize(tmp / "enc_fp32.onnx", tmp / "enc_int8.onnx")
+        heads = _heads_from_suite(suite_path, load_policies(models_dir))
+        graph.add_heads(tmp / "enc_fp32.onnx", tmp / "suite_fp32.onnx", heads["all"], policy_outputs=heads["policy"])
+        per_check = []
+        for name, head in heads["all"].items():
+            path = tmp / f"check_{name}.onnx"
+            graph.add_heads(tmp / "enc_int8.onnx", path, {name: head},
+                            policy_outputs=[name] if name in heads["policy"] else [])
+            per_check.append(Encoder(path, tok_path, threads))
+
+        designs = {
+            "suite": Encoder(suite_path, tok_path, threads).run,
+            "encoder": Encoder(tmp / "enc_int8.onnx", tok_path, threads).run,
+            "fp32": Encoder(tmp / "suite_fp32.onnx", tok_path, threads).run,
+            "per_check_baseline": lambda texts: [e.run(texts) for e in per_check],
+        }
+        texts = _texts(models_dir, tok_path)
+        results: dict = {}
+        for length, sample in texts.items():
+            for batch in (1, 32):
+                for name, fn in designs.items():
+                    r = _measure(fn, sample, batch, seconds)
+                    results.setdefault(length, {}).setdefault(f"batch_{batch}", {})[name] = r
+                    log(f"  {length:<5} batch {batch:<2} {name:<19} {r['turns_per_s']:>8.1f} turns/s  "
+                        f"p50 {r['p50_ms_per_turn']:.2f} ms  p99 {r['p99_ms_per_turn']:.2f} ms")
+
+    tok = make_tokenizer(tok_path)
+    report: dict = {
+        "command": f"convmon bench models --seconds {seconds} --threads {threads}",
+        "machine": {"cpu_cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "onnxruntime_threads": threads,
+        "suite_version": manifest["suite"]["version"],
+        "checks_in_baseline": list(heads["all"]),
+        "mean_tokens": {k: round(float(np.mean([len(e.ids) for e in tok.encode_batch(v)])), 1) for k, v in texts.items()},
+        "n_texts": {k: len(v) for k, v in texts.items()},
+        "results": results,
+    }
+    lines = []
+    for length in texts:
+        b32 = results[length]["batch_32"]
+        report[length] = {
+            "suite_turns_per_s": b32["suite"]["turns_per_s"],
+            "encoder_turns_per_s": b32["encoder"]["turns_per_s"],
+            "fp32_turns_per_s": b32["fp32"]["turns_per_s"],
+            "per_check_baseline_turns_per_s": b32["per_check_baseline"]["turns_per_s"],
+            "suite_vs_encoder": round(b32["encoder"]["turns_per_s"] / b32["suite"]["turns_per_s"], 3),
+            "suite_vs_per_check": round(b32["suite"]["turns_per_s"] / b32["per_check_baseline"]["turns_per_s"], 2),
+            "suite_batch1_p50_ms": results[length]["batch_1"]["suite"]["p50_ms_per_turn"],
+            "suite_batch1_p99_ms": results[length]["batch_1"]["suite"]["p99_ms_per_turn"],
+        }
+        r = report[length]
+        lines.append(
+            f"{length:<5} (≈{report['mean_tokens'][length]} tokens, batch 32): suite {r['suite_turns_per_s']:.0f}/s, "
+            f"bare encoder {r['encoder_turns_per_s']:.0f}/s (ratio {r['suite_vs_encoder']}), fp32 "
+            f"{r['fp32_turns_per_s']:.0f}/s, one-model-per-check {r['per_check_baseline_turns_per_s']:.0f}/s "
+            f"(suite {r['suite_vs_per_check']}x); batch 1 p50 {r['suite_batch1_p50_ms']} ms"
+        )
+    report["summary"] = "\n".join(lines)
+    return report
+
+
+def _heads_from_suite(suite_path: Path, policies) -> dict:
+    """Recover the fused heads' weights from suite.onnx, so the comparisons use the shipped heads."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(suite_path))
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    heads, policy = {}, []
+    kinds = {"toxicity": "sigmoid", "jailbreak": "sigmoid", "sentiment_probs": "softmax"}
+    for p in policies:
+        kinds[f"policy_{p.id}"] = "sigmoid"
+        policy.append(f"policy_{p.id}")
+    for name, kind in kinds.items():
+        banks = []
+        k = 0
+        while f"{name}_bank{k}" in init:
+            banks.append(init[f"{name}_bank{k}"].T)
+            k += 1
+        heads[name] = graph.LinearHead(init[f"{name}_W"], init[f"{name}_b"], kind, banks)
+    return {"all": heads, "policy": policy}

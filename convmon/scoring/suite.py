@@ -1,0 +1,161 @@
+"""The model suite at run time: ONE onnxruntime session, ONE int8 encoder pass per message.
+
+models/suite.onnx = all-MiniLM-L6-v2 (int8, per-channel) + mean pooling + L2 norm, with
+light heads fused on the pooled embedding: toxicity, sentiment (3 classes), jailbreak, and
+one head per topic policy (models/policies/<id>/). Thresholds, label order and policy ids
+come from models/manifest.json, written by `convmon models build`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..contract import ChatTurn
+from .base import ScoreFields
+from .normalize import normalize
+
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces; longer texts are truncated
+SUB_BATCH = 32  # encoder batch; a micro-batch is sorted by length and cut into these
+
+
+def default_model_dir() -> Path:
+    return Path(str(resources.files("convmon").joinpath("models")))
+
+
+@dataclass
+class SuiteOutput:
+    embedding: np.ndarray  # [n, 384] float32, L2-normalised
+    toxicity: np.ndarray  # [n]
+    sentiment_probs: np.ndarray  # [n, 3] negative, neutral, positive
+    jailbreak: np.ndarray  # [n]
+    policy: np.ndarray  # [n, n_policies]
+
+
+def make_tokenizer(path: Path, max_tokens: int = MAX_TOKENS):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    tok.enable_truncation(max_length=max_tokens)
+    tok.no_padding()
+    return tok
+
+
+def session_options(threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3  # errors only
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning threads steal the core the Faust event loop needs (measured: half the throughput).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
+class Encoder:
+    """Tokenise + run an ONNX graph whose inputs are BERT's and whose outputs include `text_embedding`."""
+
+    def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 1, max_tokens: int = MAX_TOKENS):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(model_path), session_options(threads), providers=["CPUExecutionProvider"])
+        self.tokenizer = make_tokenizer(tokenizer_path, max_tokens)
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, texts: Sequence[str], sub_batch: int = SUB_BATCH) -> dict[str, np.ndarray]:
+        """All outputs for `texts`, in input order."""
+        if not texts:
+            return {}
+        encodings = self.tokenizer.encode_batch([normalize(t) for t in texts], add_special_tokens=True)
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        chunks: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
+        for start in range(0, len(order), sub_batch):
+            idx = order[start : start + sub_batch]
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                e = encodings[i].ids
+                ids[row, : len(e)] = e
+                mask[row, : len(e)] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self.input_names:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            for name, value in zip(self.output_names, self.session.run(self.output_names, feeds)):
+                chunks[name].append(value)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return {name: np.concatenate(parts)[inverse] for name, parts in chunks.items()}
+
+
+class SuiteModel:
+    """models/suite.onnx + tokenizer + manifest: texts → all signals."""
+
+    def __init__(self, model_dir: Optional[Path] = None, threads: int = 1):
+        self.model_dir = Path(model_dir or default_model_dir())
+        manifest_path = self.model_dir / "manifest.json"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(
+                f"no model suite at {self.model_dir} (manifest.json missing): run `convmon models build`"
+            )
+        self.manifest = json.loads(manifest_path.read_text())
+        suite = self.manifest["suite"]
+        self.version: str = suite["version"]
+        self.thresholds: dict[str, float] = suite["thresholds"]
+        self.policy_ids: list[str] = suite["policies"]
+        self.policy_thresholds: dict[str, float] = suite["policy_thresholds"]
+        self.encoder = Encoder(self.model_dir / suite["file"], self.model_dir / suite["tokenizer"], threads)
+
+    def run(self, texts: Sequence[str]) -> SuiteOutput:
+        out = self.encoder.run(texts)
+        n = len(texts)
+        if n == 0:
+            z = np.zeros((0,), np.float32)
+            return SuiteOutput(np.zeros((0, 384), np.float32), z, np.zeros((0, 3), np.float32), z,
+                               np.zeros((0, len(self.policy_ids)), np.float32))
+        return SuiteOutput(out["text_embedding"], out["toxicity"], out["sentiment_probs"], out["jailbreak"], out["policy"])
+
+    def fields(self, texts: Sequence[str]) -> tuple[list[ScoreFields], np.ndarray]:
+        """Score-record fields per text (the contract of `convmon score`, chat.scores and `turns`) + embeddings."""
+        o = self.run(texts)
+        rows = []
+        for i in range(len(texts)):
+            p = o.sentiment_probs[i]
+            policy_scores = {pid: round(float(o.policy[i, j]), 4) for j, pid in enumerate(self.policy_ids)}
+            rows.append(
+                {
+                    "toxicity": round(float(o.toxicity[i]), 4),
+                    "sentiment": round(float(p[2] - p[0]), 4),
+                    "sentiment_label": SENTIMENT_LABELS[int(np.argmax(p))],
+                    "jailbreak": round(float(o.jailbreak[i]), 4),
+                    "policy_scores": policy_scores,
+                    "policy_hits": [pid for pid, s in policy_scores.items() if s >= self.policy_thresholds[pid]],
+                }
+            )
+        return rows, o.embedding
+
+
+class SuiteScorer:
+    """Scorer: toxicity, sentiment, jailbreak, policies and the drift embedding, in one encoder pass."""
+
+    name = "suite"
+
+    def __init__(self, model_dir: Optional[Path] = None, threads: int = 1):
+        self.model = SuiteModel(model_dir, threads)
+        self.version = self.model.version
+
+    def score(self, turns: Sequence[ChatTurn]) -> list[ScoreFields]:
+        rows, emb = self.model.fields([t.text for t in turns])
+        for row, e in zip(rows, emb):
+            row["_embedding"] = e  # for the drift stage; not part of the published score record
+        return rows
