@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ..scoring.suite import SENTIMENT_LABELS, Encoder
-from . import graph
+from . import card, graph
 from .evaluate import evaluate_rows, read_set
 from .metrics import auc, best_f1_threshold
 
@@ -279,6 +279,7 @@ def build(models_dir: Path, log: Callable[[str], None] = print) -> dict:
         manifest["int8_vs_fp32"] = compare_int8_fp32(int8, fp32, {**heads, **policy_heads}, data, policies)
         manifest["build"]["seconds"] = round(time.monotonic() - t0, 1)
         (models_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        card.write(models_dir, manifest)
     return manifest
 
 

@@ -1,0 +1,34 @@
+"""The README and committed reports stay in step with the shipped models."""
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_quotes_the_shipped_suite():
+    manifest = json.loads((ROOT / "models/manifest.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    assert manifest["suite"]["version"] in readme, "README model numbers are from another build: update them"
+    dev = manifest["metrics"]["dev"]
+    assert f"AUC {dev['toxicity']['auc']:.3f}" in readme
+    assert f"macro-F1 {dev['sentiment']['macro_f1']:.3f}" in readme
+    assert "make demo" in readme and "make test" in readme
+
+
+def test_model_card_is_generated_from_the_manifest():
+    from convmon.modelsuite.card import render
+
+    manifest = json.loads((ROOT / "models/manifest.json").read_text())
+    assert (ROOT / "models/MODEL_CARD.md").read_text() == render(manifest)
+
+
+def test_committed_models_report_has_the_promised_fields():
+    report = json.loads((ROOT / "bench/models-report.json").read_text())
+    manifest = json.loads((ROOT / "models/manifest.json").read_text())
+    assert report["suite_version"] == manifest["suite"]["version"]
+    assert report["command"].startswith("convmon bench models")
+    for length in ("short", "long"):
+        r = report[length]
+        for key in ("suite_turns_per_s", "encoder_turns_per_s", "fp32_turns_per_s", "per_check_baseline_turns_per_s"):
+            assert r[key] > 0
