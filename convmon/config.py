@@ -61,6 +61,16 @@ class ScoringSettings(BaseModel):
     models_dir: Optional[Path] = Field(None, description="model suite folder (default: the packaged models/)")
 
 
+class AlertingSettings(BaseModel):
+    rules_file: Optional[Path] = Field(None, description="alert rules TOML (default: infra/alerting/rules.toml)")
+    channels: list[dict] = Field(
+        default_factory=list,
+        description='on-call channels, e.g. {type="slack", name="oncall", url_env="CONVMON_SLACK_WEBHOOK_URL"}',
+    )
+    secrets_file: Optional[Path] = Field(None, description="KEY=VALUE file with channel secrets (env wins)")
+    sweep_interval_s: float = Field(15, gt=0, description="how often quiet incidents are checked for resolution")
+
+
 class PrivacySettings(BaseModel):
     store_raw_text: bool = Field(False, description="opt-in: also store the unredacted text in ClickHouse")
 
@@ -79,6 +89,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     worker: WorkerSettings = WorkerSettings()
     scoring: ScoringSettings = ScoringSettings()
+    alerting: AlertingSettings = AlertingSettings()
     privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("var")
@@ -110,6 +121,21 @@ class Settings(BaseSettings):
         elif "CONVMON_CONFIG" in os.environ:
             raise FileNotFoundError(f"CONVMON_CONFIG names {path!r}, which does not exist")
         return tuple(sources)
+
+    def secrets(self) -> dict[str, str]:
+        """Channel secrets by variable name: the secrets file, overridden by the environment."""
+        out: dict[str, str] = {}
+        if self.alerting.secrets_file:
+            for n, line in enumerate(Path(self.alerting.secrets_file).read_text().splitlines(), 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                if "=" not in line:
+                    raise ValueError(f"{self.alerting.secrets_file}:{n}: expected KEY=VALUE")
+                k, v = line.split("=", 1)
+                out[k.strip()] = v.strip().strip('"').strip("'")
+        out.update({k: v for k, v in os.environ.items() if k.startswith("CONVMON_") or k.endswith("_URL")})
+        return out
 
     @property
     def embedded_clickhouse(self) -> bool:

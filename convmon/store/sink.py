@@ -16,9 +16,9 @@ from typing import Callable, Optional, Sequence
 from clickhouse_connect.driver.client import Client
 
 from ..config import Settings
-from ..scoring.pipeline import ScoredTurn
 from .clickhouse import close, connect
 from .migrate import migrate
+from .alerts import AlertStore
 from .turns import TurnStore
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class StoreSink:
         self._retry_max_s = retry_max_s
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="convmon-store")
         self._client: Optional[Client] = None
-        self._turns: Optional[TurnStore] = None
+        self._stores: Optional[dict] = None
         self.failures = 0  # consecutive failed attempts, visible to metrics
         self.rows_written = 0
 
@@ -44,19 +44,20 @@ class StoreSink:
         )
 
     # -- blocking part, on the store thread ------------------------------------------------
-    def _ensure_open(self) -> TurnStore:
-        if self._turns is None:
+    def _ensure_open(self) -> dict:
+        if self._stores is None:
             client = self._open_client()
             migrate(client)
-            self._client, self._turns = client, TurnStore(client, self._insert_batch_rows)
-        return self._turns
+            self._client = client
+            self._stores = {"turns": TurnStore(client, self._insert_batch_rows), "alerts": AlertStore(client)}
+        return self._stores
 
-    def _write_blocking(self, rows: Sequence[ScoredTurn]) -> int:
-        return self._ensure_open().write(rows)
+    def _write_blocking(self, rows: Sequence, table: str) -> int:
+        return self._ensure_open()[table].write(rows)
 
     def _reset_blocking(self) -> None:
         close(self._client)
-        self._client, self._turns = None, None
+        self._client, self._stores = None, None
 
     # -- async API ----------------------------------------------------------------------------
     async def _run(self, fn, *args):
@@ -65,14 +66,14 @@ class StoreSink:
     async def open(self) -> None:
         await self._run(self._ensure_open)
 
-    async def write(self, rows: Sequence[ScoredTurn]) -> int:
-        """Store `rows`; retries until ClickHouse accepts them (cancellation stops the retries)."""
+    async def write(self, rows: Sequence, table: str = "turns") -> int:
+        """Store `rows` in `table`; retries until ClickHouse accepts them (cancellation stops the retries)."""
         if not rows:
             return 0
         delay = 0.2
         while True:
             try:
-                n = await self._run(self._write_blocking, rows)
+                n = await self._run(self._write_blocking, rows, table)
                 if self.failures:
                     log.warning("ClickHouse writes recovered after %d failed attempts", self.failures)
                 self.failures = 0
@@ -82,8 +83,8 @@ class StoreSink:
                 self.failures += 1
                 first = (str(e).strip().splitlines() or [""])[0][:200]
                 log.warning(
-                    "ClickHouse write of %d turns failed (attempt %d): %s: %s; retrying in %.1fs",
-                    len(rows), self.failures, type(e).__name__, first, delay,
+                    "ClickHouse write of %d %s rows failed (attempt %d): %s: %s; retrying in %.1fs",
+                    len(rows), table, self.failures, type(e).__name__, first, delay,
                 )
                 if self.failures % 5 == 0:  # a server that went away: reconnect
                     await self._run(self._reset_blocking)

@@ -1,0 +1,101 @@
+import pytest
+
+from convmon.alerting.incidents import IncidentBook
+from convmon.alerting.rules import RuleSet, turn_alerts
+from convmon.scoring.pii import PiiScorer
+from convmon.scoring.pipeline import ScoringPipeline
+from tests.unit.test_store import make_turns
+
+
+class FixedScores:
+    name, version = "fixed", "fixed-1"
+
+    def __init__(self, **scores):
+        self.scores = scores
+
+    def score(self, turns):
+        return [dict(self.scores) for _ in turns]
+
+
+def scored(n, **scores):
+    turns = make_turns(n)
+    return ScoringPipeline([PiiScorer(), FixedScores(**scores)]).score(turns)
+
+
+THRESHOLDS = {"toxicity": 0.5, "jailbreak": 0.5}
+
+
+def test_default_rules_load_and_cover_every_kind():
+    from convmon.alerting.model import KINDS
+
+    rules = RuleSet.load()
+    assert set(rules.rules) == set(KINDS)
+
+
+def test_bad_rule_is_a_clear_error(tmp_path):
+    p = tmp_path / "rules.toml"
+    p.write_text('[[rules]]\nkind = "toxic_turns"\n')
+    with pytest.raises(ValueError, match="toxic_turns"):
+        RuleSet.load(p)
+
+
+def test_single_turn_candidates_respect_thresholds_and_roles():
+    rules = RuleSet.load()
+    hot = scored(4, toxicity=0.95, jailbreak=0.97, policy_scores={"climate_science": 0.99})
+    cold = scored(4, toxicity=0.2, jailbreak=0.1, policy_scores={"climate_science": 0.1})
+    alerts = turn_alerts(rules, hot, THRESHOLDS, {"climate_science": 0.8})
+    kinds = sorted(a.kind for a in alerts)
+    # jailbreak is only a user-turn alert; make_turns alternates user/assistant
+    assert kinds.count("toxic_turn") == 4 and kinds.count("jailbreak_attempt") == 2
+    assert kinds.count("policy_violation") == 4
+    assert turn_alerts(rules, cold, THRESHOLDS, {"climate_science": 0.8}) == []
+    assistant = [a for a in alerts if a.kind == "toxic_turn" and a.role == "assistant"]
+    assert assistant and all(a.severity == "critical" for a in assistant)  # per-role override
+    # deterministic ids: the same turn scored again yields the same alert
+    again = turn_alerts(rules, hot, THRESHOLDS, {"climate_science": 0.8})
+    assert [a.alert_id for a in again] == [a.alert_id for a in alerts]
+    for a in alerts:
+        assert "hello" not in a.summary  # never the chat text
+
+
+def test_a_burst_of_500_toxic_turns_in_one_conversation_is_one_page():
+    rules = RuleSet.load()
+    book = IncidentBook(rules)
+    turns = scored(500, toxicity=0.99)
+    alerts = [a for a in turn_alerts(rules, turns, THRESHOLDS, {}) if a.role == "user"]
+    # force one conversation: same dedup key for all
+    key = alerts[0].dedup_key
+    states, pages = {}, []
+    for i, a in enumerate(alerts):
+        a.dedup_key = key
+        st, d = book.offer(states.get(key), a, now=1000 + i)
+        states[key] = st
+        if d.notification:
+            pages.append(d.notification)
+    assert len(pages) == 1 and states[key]["count"] == len(alerts)
+    # re-delivery of an already-seen alert changes nothing
+    st, d = book.offer(states[key], alerts[-1], now=2000)
+    assert d.delivery == "duplicate" and st["count"] == len(alerts)
+
+
+def test_renotify_sweep_and_explicit_resolve():
+    rules = RuleSet.load()
+    book = IncidentBook(rules)
+    a = turn_alerts(rules, scored(3, toxicity=0.99), THRESHOLDS, {})
+    for x in a:
+        x.dedup_key = "k"
+    st, d = book.offer(None, a[0], now=0)
+    assert d.delivery == "notified"
+    renotify = rules.rules["toxic_turn"].renotify_s
+    st, d = book.offer(st, a[1], now=renotify + 1)
+    assert d.delivery == "notified" and d.notification.count == 2
+    st, n = book.sweep(st, now=renotify + 10)
+    assert n is None  # not quiet long enough
+    st, n = book.sweep(st, now=renotify + 1 + rules.rules["toxic_turn"].resolve_after_s)
+    assert n is not None and n.status == "resolved" and st["status"] == "resolved"
+    # a new alert after resolution and cooldown opens a new incident and pages
+    st, d = book.offer(st, a[2], now=10 * renotify)
+    assert d.delivery == "notified"
+    resolved = a[2].__class__(**{**a[2].__dict__, "status": "resolved", "alert_id": "r-1"})
+    st, d = book.offer(st, resolved, now=10 * renotify + 5)
+    assert d.delivery == "resolved" and d.notification.status == "resolved"

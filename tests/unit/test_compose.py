@@ -1,0 +1,50 @@
+"""docker-compose.yml cannot run here (no Docker engine): check its structure instead."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _env_file():
+    return dict(l.split("=", 1) for l in (ROOT / ".env").read_text().splitlines() if l and not l.startswith("#"))
+
+
+def test_services_dependencies_and_healthchecks():
+    c = _compose()
+    services = c["services"]
+    assert {"kafka", "clickhouse", "migrate", "worker"} <= set(services)
+    for name, svc in services.items():
+        assert "image" in svc or "build" in svc, name
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            assert dep in services, f"{name} depends on unknown {dep}"
+            if cond["condition"] == "service_healthy":
+                assert "healthcheck" in services[dep], f"{dep} needs a healthcheck"
+    assert services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert (ROOT / services["migrate"]["build"]["dockerfile"]).is_file()
+
+
+def test_ports_bind_to_loopback_and_variables_are_defined():
+    text = (ROOT / "docker-compose.yml").read_text()
+    env = _env_file()
+    for svc in _compose()["services"].values():
+        for port in svc.get("ports", []):
+            assert port.startswith("127.0.0.1:"), port
+    for var in set(re.findall(r"\$\{([A-Z_]+)(?::-[^}]*)?\}", text)):
+        assert var in env or f"${{{var}:-" in text, f"{var} is neither in .env nor defaulted"
+
+
+def test_worker_environment_is_valid_convmon_settings(monkeypatch):
+    from convmon.config import Settings
+
+    env = _compose()["services"]["worker"]["environment"]
+    for k, v in env.items():
+        monkeypatch.setenv(k, re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v)))
+    s = Settings()
+    assert s.kafka.bootstrap == "kafka:29092" and s.clickhouse.url == "http://clickhouse:8123"
