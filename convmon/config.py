@@ -71,6 +71,12 @@ class AlertingSettings(BaseModel):
     sweep_interval_s: float = Field(15, gt=0, description="how often quiet incidents are checked for resolution")
 
 
+class DynamicsSettings(BaseModel):
+    ttl_s: float = Field(6 * 3600, gt=0, description="conversation state expires after this much inactivity")
+    expire_check_s: float = Field(300, gt=0, description="how often expired conversations are swept")
+    detector: dict = Field(default_factory=dict, description="ShiftConfig overrides (convmon/state/dynamics.py)")
+
+
 class PrivacySettings(BaseModel):
     store_raw_text: bool = Field(False, description="opt-in: also store the unredacted text in ClickHouse")
 
@@ -90,6 +96,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     scoring: ScoringSettings = ScoringSettings()
     alerting: AlertingSettings = AlertingSettings()
+    dynamics: DynamicsSettings = DynamicsSettings()
     privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("var")

@@ -14,7 +14,9 @@ from ..batch import BatchProcessor
 from ..config import Settings
 from ..ingest import TurnDecoder
 from ..scoring.pipeline import ScoringPipeline
+from ..alerting.rules import RuleSet
 from ..scoring.registry import build_scorers
+from ..scoring.suite import SuiteScorer
 from ..store.sink import StoreSink
 
 
@@ -50,12 +52,20 @@ class Runtime:
     processor: BatchProcessor
     sink: StoreSink
     score_executor: ThreadPoolExecutor
+    rules: RuleSet
+    thresholds: dict
+    policy_thresholds: dict
 
 
 def build_runtime(settings: Settings, sink: Optional[StoreSink] = None) -> Runtime:
-    pipeline = ScoringPipeline(build_scorers(settings))
+    scorers = build_scorers(settings)
+    pipeline = ScoringPipeline(scorers)
     processor = BatchProcessor(TurnDecoder.from_settings(settings.worker), pipeline)
+    suite = next((s for s in scorers if isinstance(s, SuiteScorer)), None)
     return Runtime(
+        rules=RuleSet.load(settings.alerting.rules_file),
+        thresholds=suite.model.thresholds if suite else {},
+        policy_thresholds=suite.model.policy_thresholds if suite else {},
         settings=settings,
         processor=processor,
         sink=sink if sink is not None else StoreSink.from_settings(settings),
@@ -85,9 +95,12 @@ def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.A
     app.turns_topic = app.topic(topics.turns, partitions=topics.partitions, **raw)
     app.dlq_topic = app.topic(topics.dlq, partitions=topics.partitions, **raw)
     app.scores_topic = app.topic(topics.scores, partitions=topics.partitions, **raw)
+    app.alerts_topic = app.topic(topics.alerts, partitions=topics.partitions, **raw)
     app.convmon_runtime = runtime or build_runtime(settings)
 
-    from . import turns  # agents register themselves on the app
+    from . import alerts, dynamics, turns  # agents register themselves on the app
 
     turns.register(app)
+    dynamics.register(app)
+    alerts.register(app)
     return app

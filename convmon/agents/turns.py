@@ -14,7 +14,9 @@ from collections import Counter
 
 import faust
 
+from ..alerting.rules import turn_alerts
 from ..batch import RawRecord
+from .alerts import alert_to_json
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ def register(app: faust.App) -> None:
             await rt.sink.write(result.scored)
             for s in result.scored:
                 pending.append(await app.scores_topic.send(key=s.turn.conversation_id.encode(), value=s.event_bytes()))
+            for alert in turn_alerts(rt.rules, result.scored, rt.thresholds, rt.policy_thresholds):
+                pending.append(await app.alerts_topic.send(key=alert.dedup_key.encode(), value=alert_to_json(alert)))
             if pending:
                 await asyncio.gather(*pending)
             for ev in events:

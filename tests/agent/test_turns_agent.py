@@ -32,12 +32,12 @@ def app(settings, monkeypatch):
     app = create_app(settings)
     app.finalize()
     app.flow_control.resume()
-    dlq, scores = Captured(), Captured()
-    monkeypatch.setattr(app.dlq_topic, "send", dlq.send)
-    monkeypatch.setattr(app.scores_topic, "send", scores.send)
-    monkeypatch.setattr(app.dlq_topic, "maybe_declare", _noop)
-    monkeypatch.setattr(app.scores_topic, "maybe_declare", _noop)
-    app.captured = {"dlq": dlq, "scores": scores}
+    app.captured = {}
+    for name in ("dlq", "scores", "alerts"):
+        topic, captured = getattr(app, f"{name}_topic"), Captured()
+        monkeypatch.setattr(topic, "send", captured.send)
+        monkeypatch.setattr(topic, "maybe_declare", _noop)
+        app.captured[name] = captured
     yield app
     app.convmon_runtime.sink.close_blocking()
 
@@ -84,3 +84,63 @@ def test_agent_scores_stores_publishes_and_dead_letters(app):
 
     client = connect(app.convmon_runtime.settings.clickhouse)
     assert client.query("SELECT count() FROM turns FINAL").result_rows[0][0] == 40
+
+
+def test_toxic_burst_becomes_alert_candidates_and_one_incident(app):
+    """Score agent → chat.alerts candidates; alerts agent → one page, the rest suppressed, all recorded."""
+    from convmon.agents.alerts import alert_from_json
+
+    texts = ["you are a pathetic worthless idiot and everyone hates you, shut up you moron"] * 30
+    turns = make_turns(30, text="{i}")
+    records = []
+    for t, text in zip(turns, texts):
+        d = t.model_dump(exclude_none=True)
+        d.update(text=text, conversation_id="conv-burst", role="user")
+        records.append((b"conv-burst", json.dumps(d).encode()))
+    asyncio.run(_feed(app, records, len(records)))
+    candidates = [alert_from_json(v) for _, v, _ in app.captured["alerts"].sent]
+    assert len(candidates) == 30 and {a.kind for a in candidates} == {"toxic_turn"}
+    assert len({a.dedup_key for a in candidates}) == 1  # grouped by conversation
+    assert "idiot" not in candidates[0].summary  # never the chat text
+
+    async def deliver():
+        async with app.handle_alerts.test_context() as agent:
+            for a in candidates + candidates[:5]:  # the last 5 re-delivered
+                await agent.put(json.dumps(a.to_dict(), default=str).encode(), key=a.dedup_key.encode())
+            return list(agent.results.values())
+
+    decisions = asyncio.run(deliver())
+    assert decisions.count("notified") == 1 and decisions.count("suppressed") == 29
+    assert decisions.count("duplicate") == 5  # re-delivered alerts change nothing and are not recorded
+
+    from convmon.store.clickhouse import connect
+
+    client = connect(app.convmon_runtime.settings.clickhouse)
+    rows = client.query("SELECT delivery, count() FROM alerts FINAL GROUP BY delivery ORDER BY delivery").result_rows
+    assert rows == [("notified", 1), ("suppressed", 29)]
+
+
+def test_dynamics_agent_raises_one_sentiment_shift_and_ignores_replays(app):
+    from convmon.agents.alerts import alert_from_json
+
+    levels = [(0.6, 0.05), (0.5, 0.05), (0.55, 0.04), (0.6, 0.05), (-0.95, 0.9), (-0.9, 0.85)]
+    events = []
+    for i, (sent, tox) in enumerate(levels):
+        events.append({"event_id": f"e{i}", "conversation_id": "conv-shift", "turn_index": i,
+                       "role": "user" if i % 2 == 0 else "assistant", "ts": "2026-11-28T12:00:00Z",
+                       "app": "support-bot", "model": {"provider": "p", "name": "m", "version": "v1"},
+                       "sentiment": sent, "toxicity": tox})
+
+    async def feed():
+        async with app.track_conversations.test_context() as agent:
+            for e in events + events[3:]:  # the tail re-delivered
+                await agent.put(json.dumps(e).encode(), key=b"conv-shift")
+            return list(agent.results.values())
+
+    fired = [r for r in asyncio.run(feed()) if r is not None]
+    alerts = [alert_from_json(v) for _, v, _ in app.captured["alerts"].sent]
+    assert fired == [4] and len(alerts) == 1
+    a = alerts[0]
+    assert a.kind == "sentiment_shift" and a.conversation_id == "conv-shift" and a.turn_index == 4
+    assert a.details["before"] > 0 > a.details["after"]
+    assert app.conversations["conv-shift"]["last_turn_index"] == 5
