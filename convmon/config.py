@@ -21,6 +21,7 @@ class TopicSettings(BaseModel):
     dlq: str = "chat.turns.dlq"
     scores: str = "chat.scores"
     alerts: str = "chat.alerts"
+    signals: str = Field("convmon.signals", description="internal: per-turn signals keyed by model version")
     partitions: int = Field(4, ge=1, description="partitions for topics the worker creates")
     replication_factor: int = Field(1, ge=1)
 

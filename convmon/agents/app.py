@@ -96,11 +96,13 @@ def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.A
     app.dlq_topic = app.topic(topics.dlq, partitions=topics.partitions, **raw)
     app.scores_topic = app.topic(topics.scores, partitions=topics.partitions, **raw)
     app.alerts_topic = app.topic(topics.alerts, partitions=topics.partitions, **raw)
+    app.signals_topic = app.topic(topics.signals, partitions=topics.partitions, **raw)
     app.convmon_runtime = runtime or build_runtime(settings)
 
-    from . import alerts, dynamics, turns  # agents register themselves on the app
+    from . import alerts, dynamics, model_state, turns  # agents register themselves on the app
 
     turns.register(app)
     dynamics.register(app)
+    model_state.register(app)
     alerts.register(app)
     return app

@@ -34,7 +34,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     t = settings.topics
-    names = [t.turns, t.dlq, t.scores, t.alerts]
+    names = [t.turns, t.dlq, t.scores, t.alerts, t.signals]
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:

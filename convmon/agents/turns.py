@@ -17,6 +17,7 @@ import faust
 from ..alerting.rules import turn_alerts
 from ..batch import RawRecord
 from .alerts import alert_to_json
+from .model_state import signal_record
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def register(app: faust.App) -> None:
             await rt.sink.write(result.scored)
             for s in result.scored:
                 pending.append(await app.scores_topic.send(key=s.turn.conversation_id.encode(), value=s.event_bytes()))
+                key, value = signal_record(s, rt.thresholds)
+                pending.append(await app.signals_topic.send(key=key, value=value))
             for alert in turn_alerts(rt.rules, result.scored, rt.thresholds, rt.policy_thresholds):
                 pending.append(await app.alerts_topic.send(key=alert.dedup_key.encode(), value=alert_to_json(alert)))
             if pending:

@@ -24,6 +24,25 @@ from .turns import TurnStore
 log = logging.getLogger(__name__)
 
 
+class RowStore:
+    """Plain batched insert of row lists into one table."""
+
+    def __init__(self, client: Client, table: str, columns: Sequence[str]):
+        self.client, self.table, self.columns = client, table, tuple(columns)
+
+    def write(self, rows: Sequence[list]) -> int:
+        if rows:
+            self.client.insert(self.table, list(rows), column_names=self.columns)
+        return len(rows)
+
+
+def _row_tables() -> dict[str, tuple]:
+    from ..state.windows import COLUMNS as WINDOW_COLUMNS
+    from .drift import BASELINE_COLUMNS, REPORT_COLUMNS
+
+    return {"window_stats": WINDOW_COLUMNS, "drift_reports": REPORT_COLUMNS, "drift_baselines": BASELINE_COLUMNS}
+
+
 class StoreSink:
     def __init__(self, open_client: Callable[[], Client], insert_batch_rows: int = 10000, retry_max_s: float = 30.0):
         self._open_client = open_client
@@ -49,7 +68,11 @@ class StoreSink:
             client = self._open_client()
             migrate(client)
             self._client = client
-            self._stores = {"turns": TurnStore(client, self._insert_batch_rows), "alerts": AlertStore(client)}
+            self._stores = {
+                "turns": TurnStore(client, self._insert_batch_rows),
+                "alerts": AlertStore(client),
+                **{t: RowStore(client, t, cols) for t, cols in _row_tables().items()},
+            }
         return self._stores
 
     def _write_blocking(self, rows: Sequence, table: str) -> int:
@@ -90,6 +113,15 @@ class StoreSink:
                     await self._run(self._reset_blocking)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_s)
+
+    async def read(self, sql: str) -> list[tuple]:
+        """Rows of a query (startup state such as pinned drift references)."""
+
+        def q():
+            self._ensure_open()
+            return self._client.query(sql).result_rows
+
+        return await self._run(q)
 
     async def close(self) -> None:
         await self._run(self._reset_blocking)

@@ -33,7 +33,7 @@ def app(settings, monkeypatch):
     app.finalize()
     app.flow_control.resume()
     app.captured = {}
-    for name in ("dlq", "scores", "alerts"):
+    for name in ("dlq", "scores", "alerts", "signals"):
         topic, captured = getattr(app, f"{name}_topic"), Captured()
         monkeypatch.setattr(topic, "send", captured.send)
         monkeypatch.setattr(topic, "maybe_declare", _noop)

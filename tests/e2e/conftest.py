@@ -42,7 +42,7 @@ class Env:
     def __init__(self, bootstrap: str, tmp: Path):
         tag = uuid.uuid4().hex[:8]
         self.tmp = tmp
-        self.topics = {k: f"t{tag}.{k}" for k in ("turns", "dlq", "scores", "alerts")}
+        self.topics = {k: f"t{tag}.{k}" for k in ("turns", "dlq", "scores", "alerts", "signals")}
         self.env = dict(
             os.environ,
             CONVMON_KAFKA_BOOTSTRAP=bootstrap,
@@ -53,6 +53,7 @@ class Env:
             CONVMON_TOPICS__DLQ=self.topics["dlq"],
             CONVMON_TOPICS__SCORES=self.topics["scores"],
             CONVMON_TOPICS__ALERTS=self.topics["alerts"],
+            CONVMON_TOPICS__SIGNALS=self.topics["signals"],
             CONVMON_LOG_LEVEL="warning",
         )
         self.env.pop("CONVMON_CONFIG", None)

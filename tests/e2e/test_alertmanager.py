@@ -32,7 +32,7 @@ GROUP_BY = ("alertname", "app", "model_name", "model_version")
 
 pytestmark = [
     pytest.mark.timeout(40),
-    pytest.mark.skipif(not Path(ALERTMANAGER).exists(), reason="prometheus-alertmanager is not installed"),
+
 ]
 
 

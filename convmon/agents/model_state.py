@@ -1,0 +1,152 @@
+"""Agent: convmon.signals → per-model-version state: embedding drift, signal-rate drift, 1-minute aggregates.
+
+The score agent publishes one compact signal record per scored turn (scores + float16
+embedding), keyed by app|model|version|role, so every turn of a model version meets in one
+partition and one worker. The state is plain code (convmon/state/): DriftMonitor, RateMonitor,
+MinuteWindows; it runs off the event loop on one thread. Pinned drift references are stored
+in ClickHouse (`drift_baselines`) and reloaded when a worker starts, so a restart keeps the
+reference and loses at most the live window (≤ one window of evidence); alerts are deduplicated
+downstream by the incidents table, so a restart pages nobody twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import faust
+import numpy as np
+
+from ..alerting.model import Alert
+from ..state.drift import DriftMonitor, Reference
+from ..state.rates import RateMonitor
+from ..state.windows import MinuteWindows
+from ..store.drift import baseline_row, report_row
+from .alerts import alert_to_json
+
+log = logging.getLogger(__name__)
+
+
+def signal_record(scored, thresholds: dict) -> tuple[bytes, bytes]:
+    """(key, value) of the signal record for one ScoredTurn."""
+    t, f = scored.turn, scored.scores
+    key = "|".join((t.app, t.model.name, t.model.version, t.role))
+    emb = scored.extras.get("embedding")
+    value = {
+        "k": [t.app, t.model.name, t.model.version, t.role],
+        "ts": t.timestamp.timestamp(),
+        "id": t.event_id,
+        "tox": f.get("toxicity"),
+        "sent": f.get("sentiment"),
+        "jb": f.get("jailbreak"),
+        "tox_hit": f.get("toxicity") is not None and f["toxicity"] >= thresholds.get("toxicity", 1.1),
+        "jb_hit": f.get("jailbreak") is not None and f["jailbreak"] >= thresholds.get("jailbreak", 1.1),
+        "pol_hit": bool(f.get("policy_hits")),
+        "pii": bool(f.get("pii")),
+        "emb": base64.b64encode(np.asarray(emb, np.float16).tobytes()).decode() if emb is not None else None,
+    }
+    return key.encode(), json.dumps(value).encode()
+
+
+class ModelState:
+    """Plain state holder; `process(records)` returns rows to store and alerts to raise."""
+
+    def __init__(self, drift: DriftMonitor, rates: RateMonitor, windows: MinuteWindows, rules):
+        self.drift, self.rates, self.windows, self.rules = drift, rates, windows, rules
+        self.pinned: list[Reference] = []
+        self.drift.on_pin = self.pinned.append
+
+    def process(self, records: list[dict]) -> dict:
+        reports, alerts = [], []
+        for m in records:
+            key = tuple(m["k"])
+            ts = m["ts"]
+            self.windows.add(key, ts, m["tox"], m["sent"], m["jb_hit"], m["pol_hit"], m["pii"])
+            for ch in self.rates.update(key, {"toxicity": float(m["tox_hit"]) if m["tox"] is not None else None,
+                                              "jailbreak": float(m["jb_hit"]) if m["jb"] is not None else None,
+                                              "policy": float(m["pol_hit"]) if m["tox"] is not None else None,
+                                              "sentiment": m["sent"]}):
+                alerts += self._rate_alert(key, ch, m)
+            if m.get("emb"):
+                emb = np.frombuffer(base64.b64decode(m["emb"]), dtype=np.float16).astype(np.float32)
+                when = datetime.fromtimestamp(ts, tz=timezone.utc)
+                scores = {"toxicity": m["tox"], "sentiment": m["sent"], "jailbreak": m["jb"]}
+                r = self.drift.update(key, emb, when, scores)
+                if r is not None:
+                    ref = self.drift.reference(r.baseline_key or key)
+                    reports.append((r, ref.embeddings.shape[0] if ref is not None else 0))
+                    self.windows.note_drift(key, ts, r.statistics.get("centroid", 0.0))
+                    alerts += self._drift_alert(key, r, m)
+        pinned, self.pinned[:] = list(self.pinned), []
+        return {"reports": reports, "alerts": alerts, "windows": self.windows.close(), "pinned": pinned}
+
+    def _ctx(self, key, m) -> dict:
+        return {"app": key[0], "model_name": key[1], "model_version": key[2], "role": key[3],
+                "ts": datetime.fromtimestamp(m["ts"], tz=timezone.utc)}
+
+    def _rate_alert(self, key, ch, m) -> list[Alert]:
+        ctx = self._ctx(key, m)
+        what = "mean sentiment" if ch.signal == "sentiment" else f"{ch.signal} rate"
+        summary = (f"{what} of {key[0]} {key[1]} {key[2]} ({key[3]}) moved {ch.before:.3f} → {ch.after:.3f} "
+                   f"(ADWIN change point after {ch.turns} turns)")
+        a = self.rules.make_alert(ch.kind, ctx, summary, {"before": ch.before, "after": ch.after, "turns": ch.turns},
+                                  source_id=f"{'|'.join(key)}:{ch.signal}:{ch.turns}")
+        if a is not None and not ch.worse:
+            a.status = "resolved"
+        return [a] if a is not None else []
+
+    def _drift_alert(self, key, r, m) -> list[Alert]:
+        if r.kind == "version_change" and not r.drifted:
+            return []
+        if not (r.new_alert or (r.kind == "version_change" and r.drifted)):
+            return []
+        ctx = self._ctx(key, m)
+        vs = f"previous version {r.baseline_key.model_version}" if r.baseline_key else "its reference"
+        summary = (f"embedding drift: {key[1]} {key[2]} ({key[0]}, {key[3]}) outputs moved away from {vs}: "
+                   f"centroid distance {r.statistics.get('centroid', 0):.4f} > {r.thresholds.get('centroid', 0):.4f}, "
+                   f"MMD² {r.statistics.get('mmd2', 0):.4f} > {r.thresholds.get('mmd2', 0):.4f}")
+        a = self.rules.make_alert("embedding_drift", ctx, summary, r.to_dict(),
+                                  source_id=f"{'|'.join(key)}:{r.kind}:{r.turn_end}")
+        return [a] if a is not None else []
+
+
+def register(app: faust.App) -> None:
+    rt = app.convmon_runtime
+    cfg = rt.settings.worker
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), rt.rules)
+    executor = ThreadPoolExecutor(1, thread_name_prefix="convmon-state")
+    app.convmon_model_state = state
+
+    async def load_references() -> None:
+        rows = await rt.sink.read("SELECT reference FROM drift_baselines FINAL")
+        for (raw,) in rows:
+            try:
+                state.drift.load_reference(Reference.from_dict(json.loads(raw)))
+            except Exception as e:  # a bad stored reference must not stop the worker
+                log.warning("skipping a stored drift reference: %s", type(e).__name__)
+        if rows:
+            log.info("loaded %d drift references from ClickHouse", len(rows))
+
+    @app.agent(app.signals_topic, name="convmon.model_state", concurrency=1)
+    async def model_state(stream):
+        await rt.sink.open()
+        await load_references()
+        loop = asyncio.get_running_loop()
+        async for events in stream.take_events(cfg.batch_size, within=cfg.batch_within_s):
+            records = [json.loads(ev.value) for ev in events]
+            out = await loop.run_in_executor(executor, state.process, records)
+            if out["pinned"]:
+                await rt.sink.write([baseline_row(ref, "first_n") for ref in out["pinned"]], table="drift_baselines")
+            if out["reports"]:
+                await rt.sink.write([report_row(r, n) for r, n in out["reports"]], table="drift_reports")
+            if out["windows"]:
+                await rt.sink.write([w.row() for w in out["windows"]], table="window_stats")
+            for a in out["alerts"]:
+                await app.alerts_topic.send(key=a.dedup_key.encode(), value=alert_to_json(a))
+            yield len(events)
+
+    app.model_state = model_state

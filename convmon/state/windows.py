@@ -1,0 +1,115 @@
+"""1-minute tumbling-window aggregates per (app, model name, model version, role), on event time.
+
+A window closes when the key's watermark (latest event time seen minus `grace_s`) passes its
+end; it is emitted once. Events later than that are counted in `late_dropped` (visible in
+/metrics) instead of re-opening a closed window. ClickHouse's `window_stats` is a
+ReplacingMergeTree on (key, window_start), so a window re-emitted after a restart replaces the
+earlier row rather than adding to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+import numpy as np
+
+WINDOW_S = 60
+RESERVOIR = 2048  # toxicity values kept per window for the p95
+
+
+@dataclass
+class _Bucket:
+    turns: int = 0
+    tox: list = field(default_factory=list)
+    tox_sum: float = 0.0
+    sent_sum: float = 0.0
+    sent_n: int = 0
+    jailbreak_hits: int = 0
+    policy_hits: int = 0
+    pii_turns: int = 0
+    drift_score: Optional[float] = None
+
+
+@dataclass
+class WindowRow:
+    window_start: datetime
+    app: str
+    model_name: str
+    model_version: str
+    role: str
+    turns: int
+    toxicity_mean: float
+    toxicity_p95: float
+    sentiment_mean: float
+    jailbreak_hits: int
+    policy_hits: int
+    pii_turns: int
+    drift_score: Optional[float]
+
+    def row(self) -> list:
+        return [self.window_start, self.app, self.model_name, self.model_version, self.role, self.turns,
+                self.toxicity_mean, self.toxicity_p95, self.sentiment_mean, self.jailbreak_hits,
+                self.policy_hits, self.pii_turns, self.drift_score]
+
+
+COLUMNS = ("window_start", "app", "model_name", "model_version", "role", "turns", "toxicity_mean",
+           "toxicity_p95", "sentiment_mean", "jailbreak_hits", "policy_hits", "pii_turns", "drift_score")
+
+
+class MinuteWindows:
+    def __init__(self, grace_s: float = 30.0):
+        self.grace_s = grace_s
+        self.buckets: dict[tuple, dict[int, _Bucket]] = {}
+        self.watermark: dict[tuple, float] = {}
+        self.late_dropped = 0
+
+    def add(self, key: tuple, ts: float, toxicity: Optional[float], sentiment: Optional[float],
+            jailbreak_hit: bool, policy_hit: bool, pii: bool) -> None:
+        start = int(math.floor(ts / WINDOW_S) * WINDOW_S)
+        wm = self.watermark.get(key, float("-inf"))
+        if start + WINDOW_S <= wm - self.grace_s and start not in self.buckets.get(key, {}):
+            self.late_dropped += 1
+            return
+        b = self.buckets.setdefault(key, {}).setdefault(start, _Bucket())
+        b.turns += 1
+        if toxicity is not None:
+            b.tox_sum += toxicity
+            if len(b.tox) < RESERVOIR:
+                b.tox.append(toxicity)
+            else:  # deterministic thinning keeps memory bounded
+                b.tox[b.turns % RESERVOIR] = toxicity
+        if sentiment is not None:
+            b.sent_sum += sentiment
+            b.sent_n += 1
+        b.jailbreak_hits += int(jailbreak_hit)
+        b.policy_hits += int(policy_hit)
+        b.pii_turns += int(pii)
+        self.watermark[key] = max(wm, ts)
+
+    def note_drift(self, key: tuple, ts: float, score: float) -> None:
+        start = int(math.floor(ts / WINDOW_S) * WINDOW_S)
+        b = self.buckets.get(key, {}).get(start)
+        if b is not None:
+            b.drift_score = score if b.drift_score is None else max(b.drift_score, score)
+
+    def close(self, now: Optional[float] = None) -> list[WindowRow]:
+        """Emit every window whose end is older than the watermark minus grace (or `now` minus grace)."""
+        out = []
+        for key, buckets in self.buckets.items():
+            wm = self.watermark.get(key, float("-inf"))
+            if now is not None:
+                wm = max(wm, now)
+            for start in sorted(s for s in buckets if s + WINDOW_S <= wm - self.grace_s):
+                b = buckets.pop(start)
+                tox = np.array(b.tox, dtype=np.float64)
+                out.append(WindowRow(
+                    datetime.fromtimestamp(start, tz=timezone.utc), *key, b.turns,
+                    round(b.tox_sum / b.turns, 6) if b.tox else 0.0,
+                    round(float(np.percentile(tox, 95)), 6) if len(tox) else 0.0,
+                    round(b.sent_sum / b.sent_n, 6) if b.sent_n else 0.0,
+                    b.jailbreak_hits, b.policy_hits, b.pii_turns, b.drift_score,
+                ))
+        return out

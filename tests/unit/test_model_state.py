@@ -1,0 +1,69 @@
+"""Per-model-version state without Kafka: windows, signal-rate drift, drift wiring."""
+
+import numpy as np
+
+from convmon.agents.model_state import ModelState
+from convmon.alerting.rules import RuleSet
+from convmon.state.drift import DriftMonitor
+from convmon.state.rates import RateMonitor
+from convmon.state.windows import MinuteWindows
+
+KEY = ("support-bot", "gpt-4o-mini", "2024-07-18", "assistant")
+
+
+def rec(ts, tox=0.1, sent=0.3, tox_hit=False, emb=None):
+    import base64
+
+    return {"k": list(KEY), "ts": ts, "id": f"e{ts}", "tox": tox, "sent": sent, "jb": 0.0, "tox_hit": tox_hit,
+            "jb_hit": False, "pol_hit": False, "pii": False,
+            "emb": base64.b64encode(np.asarray(emb, np.float16).tobytes()).decode() if emb is not None else None}
+
+
+def test_minute_windows_close_once_with_grace_and_count_late_events():
+    w = MinuteWindows(grace_s=30)
+    for i in range(120):  # two minutes, one turn per second
+        w.add(KEY, 1_800_000_000 + i, 0.01 * (i % 60), 0.5, i % 10 == 0, False, i % 30 == 0)
+    rows = w.close()
+    assert [r.turns for r in rows] == [60]  # minute 2 still open (watermark − grace inside it)
+    r = rows[0]
+    assert abs(r.toxicity_mean - np.mean([0.01 * i for i in range(60)])) < 1e-6
+    assert r.jailbreak_hits == 6 and r.pii_turns == 2 and 0.55 < r.toxicity_p95 < 0.6
+    w.add(KEY, 1_800_000_000 + 5, 0.5, 0.5, False, False, False)  # minute 1 is closed: late
+    assert w.late_dropped == 1
+    assert [x.turns for x in w.close(now=1_800_000_000 + 500)] == [60]
+    assert w.close(now=1_800_000_000 + 900) == []  # nothing emitted twice
+
+
+def test_rate_monitor_fires_on_a_rise_and_not_on_a_stable_rate():
+    rng = np.random.default_rng(0)
+    stable = RateMonitor()
+    assert not any(stable.update(KEY, {"toxicity": float(rng.random() < 0.03)}) for _ in range(20000))
+    rising = RateMonitor()
+    fired = []
+    for i in range(4000):
+        p = 0.03 if i < 2000 else 0.3
+        for ch in rising.update(KEY, {"toxicity": float(rng.random() < p)}):
+            fired.append((i, ch))
+    assert fired and fired[0][1].worse and fired[0][1].kind == "toxicity_rate"
+    assert 2000 <= fired[0][0] < 2200  # found within 200 turns of the change
+
+
+def test_model_state_emits_windows_reports_pins_and_alerts():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(1, 384))
+    b = rng.normal(size=(1, 384))
+
+    def emb(base):
+        v = base[0] + 0.9 * rng.normal(size=384)
+        return v / np.linalg.norm(v)
+
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    out = state.process([rec(1_800_000_000 + i, emb=emb(a)) for i in range(400)])
+    assert len(out["pinned"]) == 1 and out["windows"] and not out["alerts"]
+    alerts = []
+    for start in range(400, 1400, 100):  # the reply style switches at turn 400
+        out = state.process([rec(1_800_000_000 + i, emb=emb(b)) for i in range(start, start + 100)])
+        alerts += out["alerts"]
+    kinds = [x.kind for x in alerts]
+    assert kinds.count("embedding_drift") == 1, kinds
+    assert "centroid distance" in alerts[kinds.index("embedding_drift")].summary
