@@ -1,0 +1,109 @@
+"""Alerts end to end: real broker, real worker, real model scores, a webhook receiver standing in for on-call.
+
+A restart of the worker in the middle of a conversation and in the middle of a toxic burst
+keeps the conversation state (the shift after the restart is detected against the turns
+before it) and the incident state (the burst stays one page), and duplicates no page.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from convmon.produce import TurnPublisher
+
+from .test_pipeline import collect, wait_for_topic
+
+pytestmark = pytest.mark.e2e
+
+CALM_USER = ["Hi! Thanks so much for the quick reply, that's really helpful.",
+             "Great, that worked perfectly. I appreciate your patience!"]
+CALM_BOT = ["You're welcome! Happy to help with anything else.", "Glad it worked! Have a wonderful day."]
+FURIOUS = "You are a useless, pathetic idiot. I am furious, this is the worst garbage service ever!"
+TOXIC = ["Shut up, you worthless moron, nobody wants your stupid answers.",
+         "You're a pathetic idiot and I hate talking to you, you useless piece of garbage."]
+
+
+class Receiver:
+    def __init__(self):
+        self.posts: list[dict] = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.posts.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def pages(self, kind: str) -> list[dict]:
+        return [p for p in self.posts if p["alert"]["kind"] == kind and p["status"] == "firing"]
+
+
+def turn(conv: str, i: int, role: str, text: str) -> dict:
+    return {"event_id": str(uuid.uuid4()), "conversation_id": conv, "turn_index": i, "role": role, "text": text,
+            "ts": "2026-11-28T12:00:00Z", "app": "support-bot",
+            "model": {"provider": "openai", "name": "gpt-4o-mini", "version": "2024-07-18"}}
+
+
+def test_restart_keeps_conversation_and_incident_state_and_pages_once(e2e):
+    rx = Receiver()
+    e2e.env["CONVMON_ALERTING__CHANNELS"] = json.dumps(
+        [{"type": "webhook", "name": "hook", "url": rx.url, "secret_env": "CONVMON_TEST_WEBHOOK_SECRET"}])
+    e2e.env["CONVMON_TEST_WEBHOOK_SECRET"] = "s3cret-for-tests"
+    tag = uuid.uuid4().hex[:6]
+    shift_conv, burst_conv = f"shift-{tag}", f"burst-{tag}"
+
+    before = [turn(shift_conv, 0, "user", CALM_USER[0]), turn(shift_conv, 1, "assistant", CALM_BOT[0]),
+              turn(shift_conv, 2, "user", CALM_USER[1]), turn(shift_conv, 3, "assistant", CALM_BOT[1])]
+    before += [turn(burst_conv, i, "user", TOXIC[i % 2]) for i in range(10)]
+    after = [turn(shift_conv, 4, "user", FURIOUS)] + [turn(burst_conv, i, "user", TOXIC[i % 2]) for i in range(10, 20)]
+
+    first = e2e.worker("first")
+    wait_for_topic(e2e, e2e.topics["scores"])
+    with TurnPublisher(e2e.bootstrap, e2e.topics["turns"]) as pub:
+        for t in before:
+            pub.publish(t)
+    seen, _ = collect(e2e, {t["event_id"] for t in before}, 0, timeout=120, workers=[first])
+    deadline = time.monotonic() + 30
+    while not rx.pages("toxic_turn") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(rx.pages("toxic_turn")) == 1, first.tail()
+    rc, _ = first.terminate(timeout=60)
+    assert rc == 0, first.tail()
+
+    second = e2e.worker("second")
+    with TurnPublisher(e2e.bootstrap, e2e.topics["turns"]) as pub:
+        for t in after:
+            pub.publish(t)
+    collect(e2e, {t["event_id"] for t in before + after}, 0, timeout=120, workers=[second])
+    deadline = time.monotonic() + 45
+    while not rx.pages("sentiment_shift") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # let any (wrong) extra page arrive before counting
+    rc, _ = second.terminate(timeout=60)
+    assert rc == 0, second.tail()
+
+    shift_pages = rx.pages("sentiment_shift")
+    assert len(shift_pages) == 1, [p["alert"]["summary"] for p in rx.posts]
+    assert shift_pages[0]["alert"]["conversation_id"] == shift_conv and shift_pages[0]["alert"]["turn_index"] == 4
+    burst_pages = [p for p in rx.pages("toxic_turn") if p["alert"]["conversation_id"] == burst_conv]
+    assert len(burst_pages) == 1  # 20 toxic turns across a restart: one incident, one page
+    keys = [(p["dedup_key"], p["status"]) for p in rx.posts]
+    assert len(keys) == len(set(keys)), "a page was delivered twice"
+
+    rows = e2e.query("SELECT delivery, count() AS n FROM alerts FINAL "
+                     f"WHERE conversation_id = '{burst_conv}' AND kind = 'toxic_turn' GROUP BY delivery ORDER BY delivery")
+    assert rows == [{"delivery": "notified", "n": 1}, {"delivery": "suppressed", "n": 19}]
