@@ -79,6 +79,7 @@ def register(app: faust.App) -> None:
             alert = alert_from_json(event.value)
             state, decision = book.offer(incidents.get(alert.dedup_key), alert, now=time.time())
             incidents[alert.dedup_key] = state
+            rt.metrics.alerts.labels(alert.kind, decision.delivery).inc()
             if decision.delivery == "duplicate":
                 yield "duplicate"  # one result per event (agent.test_context waits for it)
                 continue

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..ingest import TurnDecoder
 from ..scoring.pipeline import ScoringPipeline
 from ..alerting.rules import RuleSet
+from ..metrics import Metrics
 from ..scoring.registry import build_scorers
 from ..scoring.suite import SuiteScorer
 from ..store.sink import StoreSink
@@ -55,6 +56,7 @@ class Runtime:
     rules: RuleSet
     thresholds: dict
     policy_thresholds: dict
+    metrics: Metrics
 
 
 def build_runtime(settings: Settings, sink: Optional[StoreSink] = None) -> Runtime:
@@ -64,6 +66,7 @@ def build_runtime(settings: Settings, sink: Optional[StoreSink] = None) -> Runti
     suite = next((s for s in scorers if isinstance(s, SuiteScorer)), None)
     return Runtime(
         rules=RuleSet.load(settings.alerting.rules_file),
+        metrics=Metrics(),
         thresholds=suite.model.thresholds if suite else {},
         policy_thresholds=suite.model.policy_thresholds if suite else {},
         settings=settings,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 
 import faust
@@ -39,7 +40,15 @@ def register(app: faust.App) -> None:
                 RawRecord(ev.value, ev.key, ev.message.topic, ev.message.partition, ev.message.offset)
                 for ev in events
             ]
+            t0 = time.perf_counter()
             result = await loop.run_in_executor(rt.score_executor, rt.processor.process, records)
+            m = rt.metrics
+            m.batch_turns.observe(len(records))
+            m.scoring_seconds.observe((time.perf_counter() - t0) / len(records))
+            m.turns.labels("scored").inc(len(result.scored))
+            m.turns.labels("dead").inc(len(result.dead))
+            for d in result.dead:
+                m.dlq.labels(d.reason).inc()
             pending = []
             for dead in result.dead:
                 pending.append(

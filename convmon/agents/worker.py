@@ -21,6 +21,9 @@ def run(settings: Settings) -> None:
         raise SystemExit(f"convmon worker: {e}") from None
     app = create_app(settings)
     rt = app.convmon_runtime
+    if settings.worker.metrics_port:
+        rt.metrics.watch(app)
+        rt.metrics.serve(settings.worker.metrics_port)
 
     worker = faust.Worker(
         app,

@@ -107,3 +107,26 @@ def test_restart_keeps_conversation_and_incident_state_and_pages_once(e2e):
     rows = e2e.query("SELECT delivery, count() AS n FROM alerts FINAL "
                      f"WHERE conversation_id = '{burst_conv}' AND kind = 'toxic_turn' GROUP BY delivery ORDER BY delivery")
     assert rows == [{"delivery": "notified", "n": 1}, {"delivery": "suppressed", "n": 19}]
+
+
+def test_worker_serves_prometheus_metrics(e2e):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    e2e.env["CONVMON_WORKER__METRICS_PORT"] = str(port)
+    w = e2e.worker()
+    wait_for_topic(e2e, e2e.topics["scores"])
+    turns = [turn(f"m-{i}", 0, "user", "hello there, how do I reset my password?") for i in range(30)]
+    with TurnPublisher(e2e.bootstrap, e2e.topics["turns"]) as pub:
+        for t in turns:
+            pub.publish(t)
+        pub.publish_raw(b"{not json", key=b"bad")
+    collect(e2e, {t["event_id"] for t in turns}, 1, timeout=90, workers=[w])
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    assert 'convmon_turns_total{outcome="scored"} 30.0' in text
+    assert 'convmon_dlq_total{reason="invalid_json"} 1.0' in text
+    assert "convmon_scoring_seconds_per_turn_bucket" in text and "convmon_consumer_lag{" in text
+    assert w.terminate(timeout=60)[0] == 0

@@ -1,0 +1,73 @@
+"""Prometheus /metrics for the worker (prometheus-client): throughput, latency, lag, DLQ, alerts, channels.
+
+Served on 127.0.0.1:<worker.metrics_port> when the port is set (0 = off).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.turns = Counter("convmon_turns_total", "Chat turns processed", ["outcome"], registry=r)
+        self.dlq = Counter("convmon_dlq_total", "Records sent to the dead-letter topic", ["reason"], registry=r)
+        self.scoring_seconds = Histogram(
+            "convmon_scoring_seconds_per_turn", "Scoring time per turn (micro-batch time / turns)",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5), registry=r)
+        self.batch_turns = Histogram("convmon_batch_turns", "Turns per micro-batch",
+                                     buckets=(1, 8, 32, 64, 128, 256, 512, 1024), registry=r)
+        self.alerts = Counter("convmon_alerts_total", "Alert candidates by kind and what became of them",
+                              ["kind", "delivery"], registry=r)
+        self._app = None
+
+    def watch(self, app) -> None:
+        """Add collectors that read live state: consumer lag and channel delivery stats."""
+        self._app = app
+        self.registry.register(_LiveCollector(app))
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+
+
+class _LiveCollector:
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        lag = GaugeMetricFamily("convmon_consumer_lag", "Records behind the partition end", labels=["topic", "partition"])
+        try:
+            consumer = self.app.consumer
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                read = consumer._read_offset.get(tp)  # noqa: SLF001 - Faust keeps the read position here
+                if high is not None:
+                    lag.add_metric([tp.topic, str(tp.partition)], max(0, high - (read + 1 if read is not None else 0)))
+        except Exception:  # not started yet / rebalancing
+            pass
+        yield lag
+        sink = self.app.convmon_runtime.sink
+        g = GaugeMetricFamily("convmon_store_consecutive_failures", "ClickHouse write attempts failing right now")
+        g.add_metric([], float(sink.failures))
+        yield g
+        g = GaugeMetricFamily("convmon_store_rows_written", "Rows written to ClickHouse since start")
+        g.add_metric([], float(sink.rows_written))
+        yield g
+        router = getattr(self.app, "convmon_router", None)
+        if router is not None:
+            stats = router.stats()
+            for name, help_ in (("delivered", "Notifications delivered"), ("failed_attempts", "Failed delivery attempts"),
+                                ("pending", "Notifications waiting"), ("dropped", "Notifications dropped (queue full)"),
+                                ("failed", "Notifications given up (not retryable)")):
+                g = GaugeMetricFamily(f"convmon_channel_{name}", help_, labels=["channel"])
+                for ch, s in stats.items():
+                    g.add_metric([ch], float(s.get(name, 0) or 0))
+                yield g
