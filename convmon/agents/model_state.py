@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import logging
+import pickle
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -22,7 +23,7 @@ import faust
 import numpy as np
 
 from ..alerting.model import Alert
-from ..state.drift import DriftMonitor, Reference
+from ..state.drift import DriftMonitor, Reference, as_key
 from ..state.rates import RateMonitor
 from ..state.windows import MinuteWindows
 from ..store.drift import baseline_row, report_row
@@ -55,16 +56,51 @@ def signal_record(scored, thresholds: dict) -> tuple[bytes, bytes]:
 class ModelState:
     """Plain state holder; `process(records)` returns rows to store and alerts to raise."""
 
-    def __init__(self, drift: DriftMonitor, rates: RateMonitor, windows: MinuteWindows, rules):
+    def __init__(self, drift: DriftMonitor, rates: RateMonitor, windows: MinuteWindows, rules,
+                 snapshot_every: int = 50):
         self.drift, self.rates, self.windows, self.rules = drift, rates, windows, rules
         self.pinned: list[Reference] = []
         self.drift.on_pin = self.pinned.append
+        self.snapshot_every = snapshot_every
+        self.unsaved: dict[tuple, int] = {}  # key → turns since its last snapshot
+
+    # -- snapshots: one key's whole state, so another worker (or this one after a restart) resumes it
+    def snapshot(self, key: tuple) -> bytes:
+        dk = as_key(key)
+        state = {
+            "drift": self.drift._states.get(dk),  # noqa: SLF001 - the monitor's per-key state, pickled whole
+            "rates": (self.rates.tracks.get(key), self.rates.turns.get(key)),
+            "windows": (self.windows.buckets.get(key), self.windows.watermark.get(key)),
+        }
+        return base64.b64encode(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def restore(self, key: tuple, blob: bytes) -> None:
+        state = pickle.loads(base64.b64decode(blob))  # noqa: S301 - our own snapshot, from our own store
+        dk = as_key(key)
+        if state["drift"] is not None:
+            self.drift._states[dk] = state["drift"]  # noqa: SLF001
+            if state["drift"].ref is not None:
+                self.drift._latest[dk.family] = state["drift"].ref  # noqa: SLF001
+        tracks, turns = state["rates"]
+        if tracks is not None:
+            self.rates.tracks[key], self.rates.turns[key] = tracks, turns
+        buckets, wm = state["windows"]
+        if buckets is not None:
+            self.windows.buckets[key], self.windows.watermark[key] = buckets, wm
+
+    def due_snapshots(self, force: bool = False) -> list[tuple[tuple, int, bytes]]:
+        keys = [k for k, n in self.unsaved.items() if force or n >= self.snapshot_every]
+        out = [(k, self.rates.turns.get(k, 0), self.snapshot(k)) for k in keys]
+        for k in keys:
+            self.unsaved.pop(k, None)
+        return out
 
     def process(self, records: list[dict]) -> dict:
         reports, alerts = [], []
         for m in records:
             key = tuple(m["k"])
             ts = m["ts"]
+            self.unsaved[key] = self.unsaved.get(key, 0) + 1
             self.windows.add(key, ts, m["tox"], m["sent"], m["jb_hit"], m["pol_hit"], m["pii"])
             for ch in self.rates.update(key, {"toxicity": float(m["tox_hit"]) if m["tox"] is not None else None,
                                               "jailbreak": float(m["jb_hit"]) if m["jb"] is not None else None,
@@ -82,7 +118,8 @@ class ModelState:
                     self.windows.note_drift(key, ts, r.statistics.get("centroid", 0.0))
                     alerts += self._drift_alert(key, r, m)
         pinned, self.pinned[:] = list(self.pinned), []
-        return {"reports": reports, "alerts": alerts, "windows": self.windows.close(), "pinned": pinned}
+        return {"reports": reports, "alerts": alerts, "windows": self.windows.close(), "pinned": pinned,
+                "snapshots": self.due_snapshots()}
 
     def _ctx(self, key, m) -> dict:
         return {"app": key[0], "model_name": key[1], "model_version": key[2], "role": key[3],
@@ -121,6 +158,27 @@ def register(app: faust.App) -> None:
     executor = ThreadPoolExecutor(1, thread_name_prefix="convmon-state")
     app.convmon_model_state = state
 
+    restored: set[tuple] = set()
+
+    async def restore_new_keys(records: list[dict]) -> None:
+        """Resume the saved state of keys this worker has not seen yet (restart, rebalance)."""
+        new = {tuple(m["k"]) for m in records} - restored
+        for key in new:
+            restored.add(key)
+            rows = await rt.sink.read(
+                "SELECT state FROM model_state_snapshots FINAL WHERE app = {a:String} AND model_name = {n:String} "
+                "AND model_version = {v:String} AND role = {r:String}", dict(zip("anvr", key)))
+            if rows:
+                try:
+                    state.restore(key, rows[0][0].encode() if isinstance(rows[0][0], str) else rows[0][0])
+                except Exception as e:  # an unreadable snapshot must not stop the worker
+                    log.warning("could not restore the state of %s: %s", "|".join(key), type(e).__name__)
+
+    async def save(snapshots) -> None:
+        if snapshots:
+            now = datetime.now(timezone.utc)
+            await rt.sink.write([[*k, now, n, blob.decode()] for k, n, blob in snapshots], table="model_state_snapshots")
+
     async def load_references() -> None:
         rows = await rt.sink.read("SELECT reference FROM drift_baselines FINAL")
         for (raw,) in rows:
@@ -138,7 +196,9 @@ def register(app: faust.App) -> None:
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(cfg.batch_size, within=cfg.batch_within_s):
             records = [json.loads(ev.value) for ev in events]
+            await restore_new_keys(records)
             out = await loop.run_in_executor(executor, state.process, records)
+            await save(out["snapshots"])
             if out["pinned"]:
                 await rt.sink.write([baseline_row(ref, "first_n") for ref in out["pinned"]], table="drift_baselines")
             if out["reports"]:
@@ -148,5 +208,9 @@ def register(app: faust.App) -> None:
             for a in out["alerts"]:
                 await app.alerts_topic.send(key=a.dedup_key.encode(), value=alert_to_json(a))
             yield len(events)
+
+    @app.on_before_shutdown.connect
+    async def _snapshot_on_shutdown(app, **kwargs):
+        await save(state.due_snapshots(force=True))
 
     app.model_state = model_state

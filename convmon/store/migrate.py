@@ -32,8 +32,9 @@ class Migration:
     sql: str
 
     def statements(self) -> list[str]:
+        """Statements end with `;` at the end of a line (a `;` inside a line, e.g. in a COMMENT, is kept)."""
         body = "\n".join(line for line in self.sql.splitlines() if not line.strip().startswith("--"))
-        return [s.strip() for s in body.split(";") if s.strip()]
+        return [s.strip() for s in re.split(r";[ \t]*$", body, flags=re.M) if s.strip()]
 
 
 def available() -> list[Migration]:

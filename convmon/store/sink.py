@@ -40,7 +40,8 @@ def _row_tables() -> dict[str, tuple]:
     from ..state.windows import COLUMNS as WINDOW_COLUMNS
     from .drift import BASELINE_COLUMNS, REPORT_COLUMNS
 
-    return {"window_stats": WINDOW_COLUMNS, "drift_reports": REPORT_COLUMNS, "drift_baselines": BASELINE_COLUMNS}
+    return {"window_stats": WINDOW_COLUMNS, "drift_reports": REPORT_COLUMNS, "drift_baselines": BASELINE_COLUMNS,
+            "model_state_snapshots": ("app", "model_name", "model_version", "role", "taken_at", "turns", "state")}
 
 
 class StoreSink:
@@ -114,12 +115,12 @@ class StoreSink:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_s)
 
-    async def read(self, sql: str) -> list[tuple]:
-        """Rows of a query (startup state such as pinned drift references)."""
+    async def read(self, sql: str, parameters: Optional[dict] = None) -> list[tuple]:
+        """Rows of a (parameterised) query: startup state such as pinned references and snapshots."""
 
         def q():
             self._ensure_open()
-            return self._client.query(sql).result_rows
+            return self._client.query(sql, parameters=parameters).result_rows
 
         return await self._run(q)
 

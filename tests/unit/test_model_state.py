@@ -67,3 +67,32 @@ def test_model_state_emits_windows_reports_pins_and_alerts():
     kinds = [x.kind for x in alerts]
     assert kinds.count("embedding_drift") == 1, kinds
     assert "centroid distance" in alerts[kinds.index("embedding_drift")].summary
+
+
+def test_restart_from_snapshot_mid_window_behaves_like_no_restart():
+    """A worker restarted in the middle of a drift window resumes it from the snapshot: same alerts, same turn."""
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(1, 384)), rng.normal(size=(1, 384))
+
+    def emb(base):
+        v = base[0] + 0.9 * rng.normal(size=384)
+        return v / np.linalg.norm(v)
+
+    stream = [rec(1_800_000_000 + i, emb=emb(a if i < 420 else b), tox_hit=i % 9 == 0) for i in range(1200)]
+
+    def run(restart_at=None):
+        state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+        alerts, windows = [], []
+        for start in range(0, len(stream), 60):
+            if restart_at is not None and start == restart_at:
+                blob = state.snapshot(KEY)
+                state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+                state.restore(KEY, blob)
+            out = state.process(stream[start:start + 60])
+            alerts += [(x.kind, x.alert_id) for x in out["alerts"]]
+            windows += [(w.window_start, w.turns) for w in out["windows"]]
+        return alerts, windows
+
+    baseline = run()
+    assert any(k == "embedding_drift" for k, _ in baseline[0])
+    assert run(restart_at=480) == baseline  # restart inside the first drift window after the switch
