@@ -52,6 +52,26 @@ class Receiver:
         return [p for p in self.posts if p["alert"]["kind"] == kind and p["status"] == "firing"]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alerts_handled(port: int, kind: str) -> float:
+    """Alerts of `kind` the worker's alerts agent has processed, from its /metrics."""
+    import re
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(v) for v in re.findall(rf'convmon_alerts_total{{[^}}]*kind="{kind}"[^}}]*}} ([0-9.]+)', text))
+
+
 def turn(conv: str, i: int, role: str, text: str) -> dict:
     return {"event_id": str(uuid.uuid4()), "conversation_id": conv, "turn_index": i, "role": role, "text": text,
             "ts": "2026-11-28T12:00:00Z", "app": "support-bot",
@@ -84,15 +104,21 @@ def test_restart_keeps_conversation_and_incident_state_and_pages_once(e2e):
     rc, _ = first.terminate(timeout=60)
     assert rc == 0, first.tail()
 
+    port = free_port()
+    e2e.env["CONVMON_WORKER__METRICS_PORT"] = str(port)
     second = e2e.worker("second")
     with TurnPublisher(e2e.bootstrap, e2e.topics["turns"]) as pub:
         for t in after:
             pub.publish(t)
     collect(e2e, {t["event_id"] for t in before + after}, 0, timeout=120, workers=[second])
-    deadline = time.monotonic() + 45
+    deadline = time.monotonic() + 60  # until the alerts agent has handled the 10 toxic turns after the restart
+    while alerts_handled(port, "toxic_turn") < 10 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert alerts_handled(port, "toxic_turn") == 10, second.tail()
+    deadline = time.monotonic() + 30
     while not rx.pages("sentiment_shift") and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(3)  # let any (wrong) extra page arrive before counting
+    time.sleep(2)  # let any (wrong) extra page arrive before counting
     rc, _ = second.terminate(timeout=60)
     assert rc == 0, second.tail()
 
@@ -110,12 +136,9 @@ def test_restart_keeps_conversation_and_incident_state_and_pages_once(e2e):
 
 
 def test_worker_serves_prometheus_metrics(e2e):
-    import socket
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     e2e.env["CONVMON_WORKER__METRICS_PORT"] = str(port)
     w = e2e.worker()
     wait_for_topic(e2e, e2e.topics["scores"])
