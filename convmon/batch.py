@@ -32,6 +32,11 @@ class DeadLetter:
     reason: str
     detail: str
 
+    def row(self) -> list:
+        """The `dead_letters` row: reason and origin, never the content."""
+        r = self.record
+        return [datetime.now(timezone.utc), self.reason, f"{r.topic}/{r.partition}@{r.offset}", len(r.value or b"")]
+
     def headers(self) -> dict[str, bytes]:
         r = self.record
         return {

@@ -59,6 +59,7 @@ def register(app: faust.App) -> None:
                 log.warning("dead-lettered %d records to %s: %s", len(result.dead), app.dlq_topic.get_topic_name(),
                             dict(reasons))
             await rt.sink.write(result.scored)
+            await rt.sink.write([d.row() for d in result.dead], table="dead_letters")
             for s in result.scored:
                 pending.append(await app.scores_topic.send(key=s.turn.conversation_id.encode(), value=s.event_bytes()))
                 key, value = signal_record(s, rt.thresholds)

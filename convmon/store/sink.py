@@ -41,7 +41,8 @@ def _row_tables() -> dict[str, tuple]:
     from .drift import BASELINE_COLUMNS, REPORT_COLUMNS
 
     return {"window_stats": WINDOW_COLUMNS, "drift_reports": REPORT_COLUMNS, "drift_baselines": BASELINE_COLUMNS,
-            "model_state_snapshots": ("app", "model_name", "model_version", "role", "taken_at", "turns", "state")}
+            "model_state_snapshots": ("app", "model_name", "model_version", "role", "taken_at", "turns", "state"),
+            "dead_letters": ("ts", "reason", "source", "size_bytes")}
 
 
 class StoreSink:

@@ -19,7 +19,7 @@ def _env_file():
 def test_services_dependencies_and_healthchecks():
     c = _compose()
     services = c["services"]
-    assert {"kafka", "clickhouse", "migrate", "worker"} <= set(services)
+    assert {"kafka", "clickhouse", "migrate", "worker", "grafana", "alertmanager"} <= set(services)
     for name, svc in services.items():
         assert "image" in svc or "build" in svc, name
         for dep, cond in (svc.get("depends_on") or {}).items():
@@ -48,3 +48,16 @@ def test_worker_environment_is_valid_convmon_settings(monkeypatch):
         monkeypatch.setenv(k, re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v)))
     s = Settings()
     assert s.kafka.bootstrap == "kafka:29092" and s.clickhouse.url == "http://clickhouse:8123"
+
+
+def test_mounted_files_exist_and_worker_pages_alertmanager():
+    services = _compose()["services"]
+    for name, svc in services.items():
+        for vol in svc.get("volumes", []):
+            src = vol.split(":")[0]
+            if src.startswith("./"):
+                assert (ROOT / src).exists(), f"{name} mounts missing {src}"
+    channels = __import__("json").loads(services["worker"]["environment"]["CONVMON_ALERTING__CHANNELS"])
+    assert channels == [{"type": "alertmanager", "url": "http://alertmanager:9093"}]
+    am = yaml.safe_load((ROOT / "infra/alertmanager/alertmanager.yml").read_text())
+    assert am["route"]["receiver"] in {r["name"] for r in am["receivers"]}

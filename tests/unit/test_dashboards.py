@@ -1,0 +1,208 @@
+"""Every Grafana panel's SQL, expanded as Grafana would, runs on the real schema with demo data.
+
+Demo data goes through convmon's own code: the sample conversations are scored by the real
+model suite and stored by TurnStore; alerts come from the rules, the incident book and the
+shift detector; window_stats, drift_reports (including a version-change report) and
+dead_letters come from the model-state code. A new panel is covered automatically.
+"""
+
+import json
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from convmon.agents.model_state import ModelState, signal_record
+from convmon.alerting.incidents import IncidentBook
+from convmon.alerting.rules import RuleSet, turn_alerts
+from convmon.batch import BatchProcessor, RawRecord
+from convmon.ingest import TurnDecoder
+from convmon.scoring.pii import PiiScorer
+from convmon.scoring.pipeline import ScoringPipeline
+from convmon.scoring.suite import SuiteScorer
+from convmon.state.drift import DriftMonitor
+from convmon.state.dynamics import ShiftDetector
+from convmon.state.rates import RateMonitor
+from convmon.state.windows import MinuteWindows
+from convmon.store.alerts import AlertRecord, AlertStore
+from convmon.store.drift import BASELINE_COLUMNS, REPORT_COLUMNS, baseline_row, report_row
+from convmon.store.migrate import migrate
+from convmon.store.sink import RowStore
+from convmon.store.turns import TurnStore
+from convmon.state.windows import COLUMNS as WINDOW_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARDS = sorted((ROOT / "infra/grafana/dashboards").glob("*.json"))
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+FROM, TO = NOW - timedelta(hours=6), NOW + timedelta(minutes=5)
+INTERVAL_S = 60
+
+
+@pytest.fixture(scope="module")
+def demo(chdb_path):
+    from convmon.store.clickhouse import connect
+    from convmon.config import Settings
+
+    settings = Settings(clickhouse_url=f"chdb://{chdb_path}", clickhouse={"database": "dashboards_demo"})
+    client = connect(settings.clickhouse)
+    migrate(client)
+    rules = RuleSet.load()
+    suite = SuiteScorer()
+    processor = BatchProcessor(TurnDecoder(), ScoringPipeline([PiiScorer(), suite]))
+
+    # sample conversations, spread over the last two hours, through the real decoder and scorers
+    lines = [json.loads(l) for l in (ROOT / "models/data/conversations/sample.jsonl").read_text().splitlines()]
+    records = []
+    for i, t in enumerate(lines):
+        t = dict(t, event_id=str(uuid.uuid4()),
+                 ts=(NOW - timedelta(seconds=7200 - i * 20)).isoformat().replace("+00:00", "Z"))
+        records.append(RawRecord(json.dumps(t).encode(), t["conversation_id"].encode(), "chat.turns", 0, i))
+    for j, text in enumerate(["Global warming is a hoax; the climate has always changed and CO2 is harmless plant food.",
+                              "Honestly, the warming is mostly the sun. CO2 hardly matters and the models are always wrong.",
+                              "There is no real warming trend, scientists adjusted the temperature data to invent it."]):
+        t = dict(lines[1], event_id=str(uuid.uuid4()), conversation_id=f"demo-climate-{j}", turn_index=1,
+                 role="assistant", text=text, ts=(NOW - timedelta(minutes=30 - j)).isoformat().replace("+00:00", "Z"))
+        records.append(RawRecord(json.dumps(t).encode(), t["conversation_id"].encode(), "chat.turns", 0, 5000 + j))
+    records.append(RawRecord(b"{broken", None, "chat.turns", 0, 10_000))
+    result = processor.process(records)
+    TurnStore(client).write(result.scored)
+    RowStore(client, "dead_letters", ("ts", "reason", "source", "size_bytes")).write([d.row() for d in result.dead])
+
+    # alerts: single-turn candidates (low thresholds so the demo has some), shifts, incidents
+    thresholds = {"toxicity": 0.3, "jailbreak": 0.3}
+    alerts = turn_alerts(RuleSet({k: r.__class__(**{**r.__dict__, "threshold": None}) for k, r in rules.rules.items()}),
+                         result.scored, thresholds, suite.model.policy_thresholds)
+    det, states = ShiftDetector(), {}
+    for s in result.scored:
+        e = s.event()
+        states[e["conversation_id"]], shift = det.update(states.get(e["conversation_id"]), e)
+        if shift:
+            alerts.append(rules.make_alert("sentiment_shift", {"app": e["app"], "model_name": e["model"]["name"],
+                                           "model_version": e["model"]["version"], "role": shift.role,
+                                           "conversation_id": shift.conversation_id, "turn_index": shift.turn_index,
+                                           "ts": s.turn.timestamp}, "shift", shift.to_dict(), str(shift.turn_index)))
+    # per-model-version state: windows from the scored turns, drift from a scripted version switch
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(grace_s=0), rules)
+    out = state.process([json.loads(signal_record(s, thresholds)[1]) for s in result.scored])
+    windows, reports, pinned = list(out["windows"]), list(out["reports"]), list(out["pinned"])
+    alerts += out["alerts"]
+    rng = np.random.default_rng(0)
+    styles = rng.normal(size=(2, 384))
+    for i in range(900):
+        v = styles[0 if i < 500 else 1] + 0.9 * rng.normal(size=384)
+        version = "2024-07-18" if i < 500 else "2025-01-01"
+        s = result.scored[0]
+        m = json.loads(signal_record(s, thresholds)[1])
+        m.update(k=["support-bot", "gpt-4o-mini", version, "assistant"], emb=None,
+                 ts=(NOW - timedelta(seconds=5400 - i * 5)).timestamp())
+        import base64
+
+        m["emb"] = base64.b64encode((v / np.linalg.norm(v)).astype(np.float16).tobytes()).decode()
+        o = state.process([m])
+        windows += o["windows"]
+        reports += o["reports"]
+        pinned += o["pinned"]
+        alerts += o["alerts"]
+    windows += state.windows.close(now=TO.timestamp() + 3600)
+    book, incidents, rows = IncidentBook(rules), {}, []
+    for a in alerts:
+        incidents[a.dedup_key], d = book.offer(incidents.get(a.dedup_key), a, now=a.ts.timestamp())
+        rows.append(AlertRecord(a, d.delivery))
+    AlertStore(client).write(rows)
+
+    RowStore(client, "window_stats", WINDOW_COLUMNS).write([w.row() for w in windows])
+    RowStore(client, "drift_reports", REPORT_COLUMNS).write([report_row(r, n) for r, n in reports])
+    RowStore(client, "drift_baselines", BASELINE_COLUMNS).write([baseline_row(r, "first_n") for r in pinned])
+    assert any(r.kind == "version_change" for r, _ in reports)
+    shift_conv = next((a.conversation_id for a in alerts if a.kind == "sentiment_shift"), lines[0]["conversation_id"])
+    return client, shift_conv
+
+
+def expand(sql: str, variables: dict[str, list[str]]) -> str:
+    """Grafana's expansion: template variables (singlequote format; All = every value), then plugin macros."""
+
+    def quote(m):
+        values = variables[m.group(1)]
+        return ",".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values) or "''"
+
+    sql = re.sub(r"\$\{(\w+):singlequote\}", quote, sql)
+    frm, to = int(FROM.timestamp()), int(TO.timestamp())
+    sql = re.sub(r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m[1]} >= toDateTime({frm}) AND {m[1]} <= toDateTime({to})", sql)
+    sql = re.sub(r"\$__timeInterval\(([^)]+)\)",
+                 lambda m: f"toStartOfInterval(toDateTime({m[1]}), INTERVAL {INTERVAL_S} second)", sql)
+    sql = sql.replace("$__interval_s", str(INTERVAL_S))
+    assert "$" not in sql, f"unexpanded macro or variable in: {sql}"
+    return sql
+
+
+def variables_for(dash: dict, client, conversation: str) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for v in dash["templating"]["list"]:
+        if v["type"] == "textbox":
+            values[v["name"]] = [conversation]
+            continue
+        rows = client.query(expand(v["query"], values)).result_rows
+        values[v["name"]] = [str(r[0]) for r in rows]
+        assert values[v["name"]], f"variable {v['name']} has no values on demo data"
+    return values
+
+
+def _queries(dash):
+    for p in dash["panels"]:
+        for t in p["targets"]:
+            yield f"panel {p['id']} '{p['title']}'", p["type"], t["rawSql"]
+    for a in dash["annotations"]["list"]:
+        yield f"annotation '{a['name']}'", "annotation", a["target"]["rawSql"]
+
+
+CASES = [(d.name, *q) for d in DASHBOARDS for q in _queries(json.loads(d.read_text()))]
+
+
+@pytest.mark.parametrize("dashboard,name,kind,sql", CASES, ids=[f"{c[0]}:{c[1]}" for c in CASES])
+def test_panel_query_runs_and_returns_what_the_panel_needs(demo, dashboard, name, kind, sql):
+    client, conversation = demo
+    dash = json.loads((ROOT / "infra/grafana/dashboards" / dashboard).read_text())
+    result = client.query(expand(sql, variables_for(dash, client, conversation)))
+    cols, types, rows = result.column_names, [t.base_type for t in result.column_types], result.result_rows
+    assert rows, f"{name}: no rows on demo data"
+    if kind in ("timeseries", "barchart"):
+        assert cols[0] == "time" and types[0].startswith("DateTime"), (name, cols, types)
+        assert any(t.startswith(("Float", "UInt", "Int", "Decimal")) for t in types[1:]), (name, types)
+    elif kind == "stat":
+        assert len(rows) == 1 and types[0].startswith(("UInt", "Int", "Float")), (name, types)
+    elif kind == "annotation":
+        assert list(cols[:2]) == ["time", "text"], (name, cols)
+
+
+def test_dashboards_are_structurally_sound():
+    provisioned = yaml.safe_load((ROOT / "infra/grafana/provisioning/datasources/clickhouse.yaml").read_text())
+    ds_uids = {d["uid"] for d in provisioned["datasources"]}
+    uids = set()
+    assert len(DASHBOARDS) == 3
+    for path in DASHBOARDS:
+        d = json.loads(path.read_text())
+        assert d["uid"] and d["title"] and d["uid"] not in uids
+        uids.add(d["uid"])
+        ids = [p["id"] for p in d["panels"]]
+        assert len(ids) == len(set(ids))
+        refs = [p["datasource"] for p in d["panels"]] + [t["datasource"] for p in d["panels"] for t in p["targets"]]
+        refs += [v["datasource"] for v in d["templating"]["list"] if "datasource" in v]
+        refs += [a["datasource"] for a in d["annotations"]["list"]]
+        for r in refs:
+            assert r["uid"] in ds_uids and r["type"] == "grafana-clickhouse-datasource"
+        names = {v["name"] for v in d["templating"]["list"]}
+        for _, _, sql in _queries(d):
+            for var in re.findall(r"\$\{(\w+)", sql):
+                assert var in names, f"{path.name}: ${{{var}}} is not a dashboard variable"
+
+
+def test_committed_dashboards_are_the_generated_ones(tmp_path):
+    from convmon.dashboards import write
+
+    for p in write(tmp_path):
+        assert p.read_text() == (ROOT / "infra/grafana/dashboards" / p.name).read_text(), \
+            f"{p.name} differs: run python -m convmon.dashboards"
