@@ -314,6 +314,25 @@ def bench_models(ctx: click.Context, out: Path, seconds: float, threads: int) ->
     click.echo(f"report written to {out}")
 
 
+# --- grafana --------------------------------------------------------------------------------------
+@main.group()
+def grafana() -> None:
+    """Grafana: push the datasource and dashboards over the HTTP API."""
+
+
+@grafana.command("provision")
+@click.pass_context
+def grafana_provision(ctx: click.Context) -> None:
+    """Create/update the ClickHouse datasource and the convmon dashboards in Grafana (settings: [grafana])."""
+    from .grafana import GrafanaError, provision
+
+    try:
+        n = provision(_settings(ctx).grafana, log=lambda m: click.echo(m, err=True))
+    except GrafanaError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"provisioned the datasource and {n} dashboards")
+
+
 # --- config ---------------------------------------------------------------------------------------
 @main.group()
 def config() -> None:

@@ -78,6 +78,17 @@ class DynamicsSettings(BaseModel):
     detector: dict = Field(default_factory=dict, description="ShiftConfig overrides (convmon/state/dynamics.py)")
 
 
+class GrafanaSettings(BaseModel):
+    url: str = "http://127.0.0.1:3000"
+    token: Optional[SecretStr] = Field(None, description="Grafana service-account token (CONVMON_GRAFANA__TOKEN)")
+    clickhouse_host: str = Field("clickhouse", description="ClickHouse host as Grafana reaches it")
+    clickhouse_port: int = 8123
+    clickhouse_protocol: str = "http"
+    clickhouse_database: str = "convmon"
+    clickhouse_username: str = "convmon"
+    clickhouse_password: Optional[SecretStr] = None
+
+
 class PrivacySettings(BaseModel):
     store_raw_text: bool = Field(False, description="opt-in: also store the unredacted text in ClickHouse")
 
@@ -98,6 +109,7 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = ScoringSettings()
     alerting: AlertingSettings = AlertingSettings()
     dynamics: DynamicsSettings = DynamicsSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
     privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("var")

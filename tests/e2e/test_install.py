@@ -40,6 +40,9 @@ def test_plain_pip_install_gives_a_working_convmon(tmp_path, broker):
     assert r.returncode in (0, 3) and ("running" in r.stdout or "stopped" in r.stdout), r.stderr
     r = subprocess.run([env_dir / "bin/python", "-c",
                         "from convmon.contract import json_schema; from convmon.demo import sample_path;"
-                        "print(json_schema()['title'], sample_path().is_file())"],
+                        "from convmon.alerting.rules import RuleSet; from convmon.grafana import dashboards;"
+                        "from convmon.scoring.suite import SuiteModel; SuiteModel();"
+                        "print(json_schema()['title'], sample_path().is_file(), len(RuleSet.load().rules),"
+                        " len(dashboards()))"],
                        capture_output=True, text=True, cwd=tmp_path)
-    assert r.stdout.split() == ["ChatTurn", "True"], r.stderr
+    assert r.stdout.split() == ["ChatTurn", "True", "9", "3"], r.stderr
