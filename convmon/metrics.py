@@ -28,6 +28,14 @@ class Metrics:
                               ["kind", "delivery"], registry=r)
         self._app = None
 
+    def observe_batch(self, n: int, result, seconds: float) -> None:
+        self.batch_turns.observe(n)
+        self.scoring_seconds.observe(seconds / max(n, 1))
+        self.turns.labels("scored").inc(len(result.scored))
+        self.turns.labels("dead").inc(len(result.dead))
+        for d in result.dead:
+            self.dlq.labels(d.reason).inc()
+
     def watch(self, app) -> None:
         """Add collectors that read live state: consumer lag and channel delivery stats."""
         self._app = app

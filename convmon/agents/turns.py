@@ -23,14 +23,27 @@ from .model_state import signal_record
 log = logging.getLogger(__name__)
 
 
+async def publish(app: faust.App, rt, result) -> None:
+    """DLQ records, score events, per-version signals and alert candidates; returns once Kafka has them all."""
+    sent = []
+    for d in result.dead:
+        sent.append(await app.dlq_topic.send(key=d.record.key, value=d.record.value or b"", headers=d.headers()))
+    for s in result.scored:
+        sent.append(await app.scores_topic.send(key=s.turn.conversation_id.encode(), value=s.event_bytes()))
+        key, value = signal_record(s, rt.thresholds)
+        sent.append(await app.signals_topic.send(key=key, value=value))
+    for alert in turn_alerts(rt.rules, result.scored, rt.thresholds, rt.policy_thresholds):
+        sent.append(await app.alerts_topic.send(key=alert.dedup_key.encode(), value=alert_to_json(alert)))
+    if sent:
+        await asyncio.gather(*sent)
+
+
 def register(app: faust.App) -> None:
     rt = app.convmon_runtime
     cfg = rt.settings.worker
 
     @app.agent(app.turns_topic, name="convmon.score_turns", concurrency=1)
     async def score_turns(stream):
-        await app.dlq_topic.maybe_declare()
-        await app.scores_topic.maybe_declare()
         await rt.sink.open()
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(cfg.batch_size, within=cfg.batch_within_s):
@@ -42,32 +55,13 @@ def register(app: faust.App) -> None:
             ]
             t0 = time.perf_counter()
             result = await loop.run_in_executor(rt.score_executor, rt.processor.process, records)
-            m = rt.metrics
-            m.batch_turns.observe(len(records))
-            m.scoring_seconds.observe((time.perf_counter() - t0) / len(records))
-            m.turns.labels("scored").inc(len(result.scored))
-            m.turns.labels("dead").inc(len(result.dead))
-            for d in result.dead:
-                m.dlq.labels(d.reason).inc()
-            pending = []
-            for dead in result.dead:
-                pending.append(
-                    await app.dlq_topic.send(key=dead.record.key, value=dead.record.value or b"", headers=dead.headers())
-                )
+            rt.metrics.observe_batch(len(records), result, time.perf_counter() - t0)
             if result.dead:
-                reasons = Counter(d.reason for d in result.dead)
                 log.warning("dead-lettered %d records to %s: %s", len(result.dead), app.dlq_topic.get_topic_name(),
-                            dict(reasons))
+                            dict(Counter(d.reason for d in result.dead)))
             await rt.sink.write(result.scored)
             await rt.sink.write([d.row() for d in result.dead], table="dead_letters")
-            for s in result.scored:
-                pending.append(await app.scores_topic.send(key=s.turn.conversation_id.encode(), value=s.event_bytes()))
-                key, value = signal_record(s, rt.thresholds)
-                pending.append(await app.signals_topic.send(key=key, value=value))
-            for alert in turn_alerts(rt.rules, result.scored, rt.thresholds, rt.policy_thresholds):
-                pending.append(await app.alerts_topic.send(key=alert.dedup_key.encode(), value=alert_to_json(alert)))
-            if pending:
-                await asyncio.gather(*pending)
+            await publish(app, rt, result)
             for ev in events:
                 await stream.ack(ev)
             yield len(events)
