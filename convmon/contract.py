@@ -53,6 +53,14 @@ class ChatTurn(_Strict):
     user_ref: Optional[StrictStr] = Field(default=None, max_length=256)
     metadata: Optional[dict[str, Any]] = None
 
+    @field_validator("turn_index", mode="before")
+    @classmethod
+    def _integral_number(cls, v):
+        # JSON Schema counts 3.0 as an integer; some producers serialise numbers that way.
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        return v
+
     @field_validator("event_id")
     @classmethod
     def _canonical_uuid(cls, v: str) -> str:

@@ -78,6 +78,10 @@ def _mutations():
     d = copy.deepcopy(VALID)
     d["unexpected"] = 1
     yield "extra field", d
+    for v in (0.0, 3.0, 1e2, 2.5, -1.0):  # JSON Schema: a number with zero fraction is an integer
+        d = copy.deepcopy(VALID)
+        d["turn_index"] = v
+        yield f"turn_index={v}", d
     for ts in ("2026-11-28T17:00:00+02:00", "2026-11-28t17:00:00z", "2026-11-28T17:00:00.5-05:30", "2026-11-28 17:00:00Z"):
         d = copy.deepcopy(VALID)
         d["ts"] = ts
