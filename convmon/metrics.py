@@ -24,6 +24,8 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5), registry=r)
         self.batch_turns = Histogram("convmon_batch_turns", "Turns per micro-batch",
                                      buckets=(1, 8, 32, 64, 128, 256, 512, 1024), registry=r)
+        self.stage_seconds = Counter("convmon_stage_seconds_total", "Wall time spent per pipeline stage",
+                                     ["stage"], registry=r)
         self.alerts = Counter("convmon_alerts_total", "Alert candidates by kind and what became of them",
                               ["kind", "delivery"], registry=r)
         self._app = None

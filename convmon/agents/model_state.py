@@ -16,6 +16,7 @@ import base64
 import json
 import logging
 import pickle
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -197,7 +198,9 @@ def register(app: faust.App) -> None:
         async for events in stream.take_events(cfg.batch_size, within=cfg.batch_within_s):
             records = [json.loads(ev.value) for ev in events]
             await restore_new_keys(records)
+            t0 = time.perf_counter()
             out = await loop.run_in_executor(executor, state.process, records)
+            rt.metrics.stage_seconds.labels("state_and_drift").inc(time.perf_counter() - t0)
             await save(out["snapshots"])
             if out["pinned"]:
                 await rt.sink.write([baseline_row(ref, "first_n") for ref in out["pinned"]], table="drift_baselines")

@@ -53,15 +53,22 @@ def register(app: faust.App) -> None:
                 RawRecord(ev.value, ev.key, ev.message.topic, ev.message.partition, ev.message.offset)
                 for ev in events
             ]
+            stage = rt.metrics.stage_seconds
             t0 = time.perf_counter()
             result = await loop.run_in_executor(rt.score_executor, rt.processor.process, records)
-            rt.metrics.observe_batch(len(records), result, time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            rt.metrics.observe_batch(len(records), result, t1 - t0)
             if result.dead:
                 log.warning("dead-lettered %d records to %s: %s", len(result.dead), app.dlq_topic.get_topic_name(),
                             dict(Counter(d.reason for d in result.dead)))
             await rt.sink.write(result.scored)
             await rt.sink.write([d.row() for d in result.dead], table="dead_letters")
+            t2 = time.perf_counter()
             await publish(app, rt, result)
+            t3 = time.perf_counter()
+            stage.labels("validate_and_score").inc(t1 - t0)
+            stage.labels("clickhouse_insert").inc(t2 - t1)
+            stage.labels("publish").inc(t3 - t2)
             for ev in events:
                 await stream.ack(ev)
             yield len(events)

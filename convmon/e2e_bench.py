@@ -1,0 +1,271 @@
+"""`convmon bench e2e`: the whole pipeline on the real local broker into embedded ClickHouse.
+
+Two runs of a real `convmon worker` (all scorers, dynamics, drift, aggregates, alerting to a
+local webhook receiver):
+1. **throughput**: N turns published as fast as possible → sustained turns/s (first produce to
+   last row in ClickHouse), per-stage time, consumer lag over time, worker RSS, CPU per turn;
+2. **latency**: the same kind of stream at half the sustained rate → produce→row latency
+   p50/p95/p99 and produce→alert-delivered latency p50/p99.
+Plus the ceiling: the bare int8 encoder's throughput on the same turns, in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import Settings
+from .contract import format_ts
+from .modelsuite.build import read_set
+from .produce import TurnPublisher
+from .scoring.suite import default_model_dir
+
+TOXIC = ["You are a pathetic worthless idiot and everyone hates you, shut up.",
+         "Shut up, you useless moron, nobody wants your stupid garbage answers."]
+
+
+def make_turns(n: int, toxic_every: int = 10) -> list[dict]:
+    """Conversations of 8 turns: short user prompts, longer assistant replies (from our dev sets)."""
+    models = default_model_dir()
+    pool = []
+    for task in ("sentiment", "toxicity", "jailbreak"):
+        pool += [r["text"] for r in read_set(models / "data" / task / "dev.jsonl") if len(r["text"]) < 200]
+    rng = np.random.default_rng(7)
+    turns = []
+    for i in range(n):
+        conv, idx = divmod(i, 8)
+        role = "user" if idx % 2 == 0 else "assistant"
+        if role == "user":
+            text = TOXIC[conv % 2] if conv % toxic_every == 5 and idx == 2 else pool[rng.integers(len(pool))]
+        else:
+            text = " ".join(pool[j] for j in rng.integers(len(pool), size=3))
+        turns.append({"conversation_id": f"bench-{conv}", "turn_index": idx, "role": role, "text": text,
+                      "app": ["support-bot", "tutor"][conv % 2],
+                      "model": {"provider": "openai", "name": "gpt-4o-mini", "version": "2024-07-18"}})
+    return turns
+
+
+class _Receiver:
+    def __init__(self):
+        self.arrivals: list[tuple[float, dict]] = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.arrivals.append((time.time(), body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(port: int) -> dict[str, float]:
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3).read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        try:
+            out[name] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
+def _proc_stats(pid: int) -> tuple[float, float]:
+    """(RSS MiB, CPU seconds) of a process from /proc."""
+    rss = 0.0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return round(float(np.percentile(xs, q)), 4) if xs else float("nan")
+
+
+def _run(settings: Settings, turns: list[dict], rate: float | None, log: Callable[[str], None], label: str) -> dict:
+    tag = uuid.uuid4().hex[:8]
+    rx = _Receiver()
+    port = _free_port()
+    var = Path(tempfile.mkdtemp(prefix=f"convmon-bench-{label}-"))
+    topics = {k: f"bench{tag}.{k}" for k in ("turns", "dlq", "scores", "alerts", "signals")}
+    env = dict(os.environ, CONVMON_VAR=str(var), CONVMON_KAFKA_BOOTSTRAP=settings.kafka.bootstrap,
+               CONVMON_WORKER__APP_ID=f"convmon-bench-{tag}", CONVMON_WORKER__METRICS_PORT=str(port),
+               CONVMON_LOG_LEVEL="warning", CONVMON_TEST_WEBHOOK_SECRET="bench",
+               CONVMON_ALERTING__CHANNELS=json.dumps([{"type": "webhook", "name": "bench", "url": rx.url,
+                                                        "secret_env": "CONVMON_TEST_WEBHOOK_SECRET"}]),
+               **{f"CONVMON_TOPICS__{k.upper()}": v for k, v in topics.items()})
+    env.pop("CONVMON_CONFIG", None)
+    logf = open(var / "worker.log", "w")
+    worker = subprocess.Popen([sys.executable, "-m", "convmon.cli", "worker"], env=env, stdout=logf, stderr=logf)
+    try:
+        deadline = time.monotonic() + 120
+        while "convmon_consumer_lag" not in " ".join(_scrape(port)) and time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited early; see {var / 'worker.log'}")
+            time.sleep(0.5)
+        time.sleep(3)  # partitions assigned, models loaded
+        lag_series: list[tuple[float, float]] = []
+        rss_max = 0.0
+        cpu0 = _proc_stats(worker.pid)[1]
+        t_start = time.time()
+        done = threading.Event()
+
+        def publish():
+            with TurnPublisher(settings.kafka.bootstrap, topics["turns"]) as pub:
+                start = time.monotonic()
+                for i, t in enumerate(turns):
+                    if rate:
+                        ahead = i / rate - (time.monotonic() - start)
+                        if ahead > 0:
+                            time.sleep(ahead)
+                    pub.publish({**t, "ts": format_ts(datetime.now(timezone.utc))})
+            done.set()
+
+        threading.Thread(target=publish, daemon=True).start()
+        n = len(turns)
+        deadline = time.monotonic() + max(600, n / 5)
+        while time.monotonic() < deadline:
+            m = _scrape(port)
+            scored = m.get('convmon_turns_total{outcome="scored"}', 0.0)
+            lag = sum(v for k, v in m.items() if k.startswith("convmon_consumer_lag{") and topics["turns"] in k)
+            lag_series.append((round(time.time() - t_start, 1), lag))
+            rss_max = max(rss_max, _proc_stats(worker.pid)[0])
+            if done.is_set() and scored >= n:
+                break
+            time.sleep(1.0)
+        time.sleep(3)  # alerts agent and channel delivery finish
+        final = _scrape(port)
+        cpu = _proc_stats(worker.pid)[1] - cpu0
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(90)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        logf.close()
+        rx.server.shutdown()
+
+    # rows: produce (ts) → inserted (ingested_at), read after the worker released the embedded store
+    q = subprocess.run([sys.executable, "-m", "convmon.cli", "db", "query", "--json",
+                        "SELECT toUnixTimestamp64Milli(ts) AS t, toUnixTimestamp64Milli(ingested_at) AS i FROM turns FINAL"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    rows = [json.loads(l) for l in q.stdout.splitlines() if l.strip()]
+    lat = [(r["i"] - r["t"]) / 1000 for r in rows]
+    first, last = min(r["t"] for r in rows) / 1000, max(r["i"] for r in rows) / 1000
+    alert_lat = [arr - datetime.fromisoformat(b["alert"]["ts"]).timestamp()
+                 for arr, b in rx.arrivals if b["status"] == "firing" and b["alert"]["kind"] == "toxic_turn"]
+    stages = {k.split('"')[1]: round(v, 2) for k, v in final.items() if k.startswith("convmon_stage_seconds_total{")}
+    return {
+        "label": label, "turns": n, "stored": len(rows), "offered_rate": rate,
+        "turns_per_s": round(len(rows) / (last - first), 1),
+        "produce_to_row_s": {"p50": _pct(lat, 50), "p95": _pct(lat, 95), "p99": _pct(lat, 99)},
+        "alerts_delivered": len(alert_lat),
+        "alert_latency_s": {"p50": _pct(alert_lat, 50), "p99": _pct(alert_lat, 99)},
+        "stage_seconds": stages,
+        "worker_rss_mib_max": round(rss_max, 1),
+        "cpu_seconds": round(cpu, 2), "cpu_ms_per_turn": round(1000 * cpu / max(n, 1), 3),
+        "consumer_lag": lag_series,
+    }
+
+
+def _encoder_ceiling(turns: list[dict], threads: int) -> float:
+    from .modelsuite import graph
+    from .modelsuite.build import source_file
+    from .scoring.suite import Encoder
+
+    src, _ = source_file("encoder")
+    models = default_model_dir()
+    texts = [t["text"] for t in turns]
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        graph.fold_to_fp32(src, tmp / "f.onnx")
+        graph.add_pooling(tmp / "f.onnx", tmp / "p.onnx")
+        graph.quantize(tmp / "p.onnx", tmp / "e.onnx")
+        enc = Encoder(tmp / "e.onnx", models / "tokenizer.json", threads)
+        enc.run(texts[:32])
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), 512):
+            enc.run(texts[i:i + 512])
+        return round(len(texts) / (time.perf_counter() - t0), 1)
+
+
+def run_e2e_bench(settings: Settings, n: int = 4000, log: Callable[[str], None] = print) -> dict:
+    turns = make_turns(n)
+    log(f"bare encoder ceiling on the same {n} turns…")
+    ceiling = _encoder_ceiling(turns, settings.worker.scoring_threads)
+    log(f"  {ceiling} turns/s")
+    log(f"run 1/2: {n} turns as fast as possible…")
+    fast = _run(settings, turns, None, log, "throughput")
+    log(f"  {fast['turns_per_s']} turns/s sustained")
+    half = round(fast["turns_per_s"] / 2, 1)
+    m = min(n, max(1000, int(half * 30)))
+    log(f"run 2/2: {m} turns at {half} turns/s (half the sustained rate)…")
+    slow = _run(settings, make_turns(m), half, log, "latency")
+    report = {
+        "command": f"convmon bench e2e --turns {n}",
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu_cores": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "scoring_threads": settings.worker.scoring_threads,
+        "mean_text_chars": round(statistics.mean(len(t["text"]) for t in turns), 1),
+        "turns_per_s": fast["turns_per_s"],
+        "turns_per_s_per_core": round(fast["turns_per_s"] / (os.cpu_count() or 1), 1),
+        "encoder_ceiling_turns_per_s": ceiling,
+        "e2e_fraction": round(fast["turns_per_s"] / ceiling, 3),
+        "produce_to_row_p99_s": slow["produce_to_row_s"]["p99"],
+        "alert_latency_p99_s": slow["alert_latency_s"]["p99"],
+        "runs": {"throughput": fast, "latency": slow},
+    }
+    return report
+
+
+def summary(r: dict) -> str:
+    f, s = r["runs"]["throughput"], r["runs"]["latency"]
+    return "\n".join([
+        f"sustained          {r['turns_per_s']} turns/s on {r['cpu_cores']} cores ({r['turns_per_s_per_core']}/core)",
+        f"encoder ceiling    {r['encoder_ceiling_turns_per_s']} turns/s  → e2e fraction {r['e2e_fraction']}",
+        f"stage seconds      {f['stage_seconds']}",
+        f"worker RSS max     {f['worker_rss_mib_max']} MiB; CPU {f['cpu_ms_per_turn']} ms/turn",
+        f"at {s['offered_rate']} turns/s: produce→row p50/p95/p99 {s['produce_to_row_s']['p50']}/"
+        f"{s['produce_to_row_s']['p95']}/{s['produce_to_row_s']['p99']} s; produce→alert p50/p99 "
+        f"{s['alert_latency_s']['p50']}/{s['alert_latency_s']['p99']} s ({s['alerts_delivered']} alerts)",
+    ])
