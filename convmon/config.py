@@ -29,7 +29,7 @@ class TopicSettings(BaseModel):
 class WorkerSettings(BaseModel):
     app_id: str = Field("convmon", description="Faust app id = Kafka consumer group")
     batch_size: int = Field(512, ge=1, description="max turns per scoring micro-batch")
-    batch_within_s: float = Field(0.5, gt=0, description="max wait to fill a micro-batch")
+    batch_within_s: float = Field(0.2, gt=0, description="max wait to fill a micro-batch")
     max_text_bytes: int = Field(65536, ge=1, description="turns with longer text go to the DLQ")
     max_record_bytes: int = Field(1_048_576, ge=1024, description="records larger than this go to the DLQ")
     max_json_depth: int = Field(32, ge=2, description="deeper JSON goes to the DLQ")

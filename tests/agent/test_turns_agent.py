@@ -58,6 +58,7 @@ async def _feed(app, records, expect):
             if sum(agent.results.values()) >= expect:
                 break
             await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the last batch is stored and published while the agent waits for more
         return sum(agent.results.values())
 
 
