@@ -32,3 +32,13 @@ def test_committed_models_report_has_the_promised_fields():
         r = report[length]
         for key in ("suite_turns_per_s", "encoder_turns_per_s", "fp32_turns_per_s", "per_check_baseline_turns_per_s"):
             assert r[key] > 0
+
+
+def test_committed_e2e_report_has_the_promised_fields_and_the_readme_quotes_it():
+    report = json.loads((ROOT / "bench/e2e-report.json").read_text())
+    for key in ("turns_per_s", "encoder_ceiling_turns_per_s", "e2e_fraction", "produce_to_row_p99_s",
+                "alert_latency_p99_s", "cpu_cores", "command"):
+        assert key in report, key
+    assert report["command"].startswith("convmon bench e2e")
+    readme = (ROOT / "README.md").read_text()
+    assert f"**{report['turns_per_s']} turns/s**" in readme and f"**{report['e2e_fraction']}**" in readme
