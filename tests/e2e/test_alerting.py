@@ -130,6 +130,12 @@ def test_restart_keeps_conversation_and_incident_state_and_pages_once(e2e):
     keys = [(p["dedup_key"], p["status"]) for p in rx.posts]
     assert len(keys) == len(set(keys)), "a page was delivered twice"
 
+    # per-model-version state (windows, rate detectors, drift window) went through a snapshot at the first
+    # shutdown and was restored by the second worker: its counter covers the turns of both runs
+    user_turns = sum(1 for t in before + after if t["role"] == "user")
+    snap = e2e.query("SELECT turns FROM model_state_snapshots FINAL WHERE app = 'support-bot' AND role = 'user'")
+    assert snap == [{"turns": user_turns}], snap
+
     rows = e2e.query("SELECT delivery, count() AS n FROM alerts FINAL "
                      f"WHERE conversation_id = '{burst_conv}' AND kind = 'toxic_turn' GROUP BY delivery ORDER BY delivery")
     assert rows == [{"delivery": "notified", "n": 1}, {"delivery": "suppressed", "n": 19}]
