@@ -352,7 +352,21 @@ def grafana_provision(ctx: click.Context) -> None:
 # --- config ---------------------------------------------------------------------------------------
 @main.group()
 def config() -> None:
-    """Show the effective configuration."""
+    """Show and check the effective configuration."""
+
+
+@config.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Report unsafe settings (raw text storage, plaintext transports, secrets in config, …); exit 1 if any."""
+    from .config_check import check
+
+    findings = check(_settings(ctx))
+    for f in findings:
+        click.echo(str(f))
+    unsafe = sum(f.level == "unsafe" for f in findings)
+    click.echo(f"{unsafe} unsafe setting(s), {len(findings) - unsafe} note(s)" if findings else "no unsafe settings found")
+    sys.exit(1 if unsafe else 0)
 
 
 @config.command("show")
