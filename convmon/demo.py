@@ -57,7 +57,8 @@ def run_demo(settings: Settings, file: Optional[Path], timeout: float) -> int:
     run_id = uuid.uuid4().hex[:8]
     turns = []
     for _, t in read_jsonl(file):
-        t = dict(t, metadata={**(t.get("metadata") or {}), "demo_run": run_id})
+        t = dict(t, conversation_id=f"{run_id}-{t['conversation_id']}",
+                 metadata={**(t.get("metadata") or {}), "demo_run": run_id})
         turns.append(complete(t))
     wanted = {t["event_id"] for t in turns}
 
@@ -165,6 +166,21 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
     for conv, idx, red in q(f"SELECT conversation_id, turn_index, text_redacted FROM turns FINAL WHERE {where} "
                             "AND pii_count > 0 ORDER BY conversation_id, turn_index LIMIT 3"):
         out.append(f"    e.g. {conv}#{idx}: {red[:100]}")
+    out.append("")
+    out.append("  model scores (one int8 encoder pass per turn):")
+    (tox, jb, pol, neg, n_scored), = q(
+        f"SELECT countIf(toxicity >= 0.9), countIf(role = 'user' AND jailbreak >= 0.9), countIf(length(policy_hits) > 0), "
+        f"countIf(sentiment_label = 'negative'), countIf(toxicity IS NOT NULL) FROM turns FINAL WHERE {where}")
+    out.append(f"    scored by the model suite {n_scored}; toxic (≥0.9) {tox}; jailbreak attempts (≥0.9) {jb}; "
+               f"policy hits {pol}; negative sentiment {neg}")
+    for conv, idx, tox_s, red in q(f"SELECT conversation_id, turn_index, toxicity, text_redacted FROM turns FINAL "
+                                   f"WHERE {where} AND toxicity >= 0.9 ORDER BY toxicity DESC LIMIT 2"):
+        out.append(f"    e.g. toxic {tox_s:.2f} {conv}#{idx}: {red[:80]}")
+    out.append("")
+    out.append("  alerts (after dedup and grouping; no channel configured in the demo):")
+    rows = q("SELECT kind, countIf(delivery = 'notified'), countIf(delivery = 'suppressed') FROM alerts FINAL "
+             f"WHERE ts >= (SELECT min(ts) FROM turns WHERE {where}) GROUP BY kind ORDER BY kind")
+    out += [f"    {k:<18} {n:>3} incident(s) paged, {sup:>3} folded" for k, n, sup in rows] or ["    none"]
     out.append("")
     out.append(f"  query it yourself: convmon db query \"SELECT app, count() FROM turns FINAL GROUP BY app\"")
     click.echo("\n".join(out))
