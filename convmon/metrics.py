@@ -26,6 +26,8 @@ class Metrics:
                                      buckets=(1, 8, 32, 64, 128, 256, 512, 1024), registry=r)
         self.stage_seconds = Counter("convmon_stage_seconds_total", "Wall time spent per pipeline stage",
                                      ["stage"], registry=r)
+        self.state_turns = Counter("convmon_state_turns_total", "Turns processed by the per-model-version state",
+                                   registry=r)
         self.alerts = Counter("convmon_alerts_total", "Alert candidates by kind and what became of them",
                               ["kind", "delivery"], registry=r)
         self._app = None

@@ -17,6 +17,7 @@ import json
 import logging
 import pickle
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -31,6 +32,7 @@ from ..store.drift import baseline_row, report_row
 from .alerts import alert_to_json
 
 log = logging.getLogger(__name__)
+RECENT_IDS = 4096  # per key: covers any batch that can be re-delivered before its offsets are committed
 
 
 def signal_record(scored, thresholds: dict) -> tuple[bytes, bytes]:
@@ -64,6 +66,11 @@ class ModelState:
         self.drift.on_pin = self.pinned.append
         self.snapshot_every = snapshot_every
         self.unsaved: dict[tuple, int] = {}  # key → turns since its last snapshot
+        # key → (partition, offset) of the last signal applied: a snapshot can be ahead of the committed
+        # Kafka offsets, so signals re-delivered after a restart are skipped instead of counted twice
+        self.applied: dict[tuple, tuple[int, int]] = {}
+        # key → recent event ids: a turn re-scored after a rebalance is re-published with a NEW signal offset
+        self.recent: dict[tuple, "OrderedDict[str, None]"] = {}
 
     # -- snapshots: one key's whole state, so another worker (or this one after a restart) resumes it
     def snapshot(self, key: tuple) -> bytes:
@@ -72,6 +79,8 @@ class ModelState:
             "drift": self.drift._states.get(dk),  # noqa: SLF001 - the monitor's per-key state, pickled whole
             "rates": (self.rates.tracks.get(key), self.rates.turns.get(key)),
             "windows": (self.windows.buckets.get(key), self.windows.watermark.get(key)),
+            "applied": self.applied.get(key),
+            "recent": list(self.recent.get(key, {})),
         }
         return base64.b64encode(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -88,6 +97,9 @@ class ModelState:
         buckets, wm = state["windows"]
         if buckets is not None:
             self.windows.buckets[key], self.windows.watermark[key] = buckets, wm
+        if state.get("applied") is not None:
+            self.applied[key] = tuple(state["applied"])
+        self.recent[key] = OrderedDict.fromkeys(state.get("recent") or [])
 
     def due_snapshots(self, force: bool = False) -> list[tuple[tuple, int, bytes]]:
         keys = [k for k, n in self.unsaved.items() if force or n >= self.snapshot_every]
@@ -101,6 +113,18 @@ class ModelState:
         for m in records:
             key = tuple(m["k"])
             ts = m["ts"]
+            pos = (m.get("_p"), m.get("_o"))
+            if pos[1] is not None:
+                done = self.applied.get(key)
+                if done is not None and done[0] == pos[0] and pos[1] <= done[1]:
+                    continue  # already in this state (re-delivered after a restart)
+                self.applied[key] = pos
+            recent = self.recent.setdefault(key, OrderedDict())
+            if m.get("id") in recent:
+                continue  # the same turn, scored and published again (at-least-once upstream)
+            recent[m.get("id")] = None
+            if len(recent) > RECENT_IDS:
+                recent.popitem(last=False)
             self.unsaved[key] = self.unsaved.get(key, 0) + 1
             self.windows.add(key, ts, m["tox"], m["sent"], m["jb_hit"], m["pol_hit"], m["pii"])
             for ch in self.rates.update(key, {"toxicity": float(m["tox_hit"]) if m["tox"] is not None else None,
@@ -190,17 +214,29 @@ def register(app: faust.App) -> None:
         if rows:
             log.info("loaded %d drift references from ClickHouse", len(rows))
 
+    async def restore_all() -> None:
+        """Resume every saved key before the first signal is applied (lazy restore is the fallback)."""
+        rows = await rt.sink.read("SELECT app, model_name, model_version, role, state FROM model_state_snapshots FINAL")
+        for *key, blob in rows:
+            restored.add(tuple(key))
+            try:
+                state.restore(tuple(key), blob.encode() if isinstance(blob, str) else blob)
+            except Exception as e:
+                log.warning("could not restore the state of %s: %s", "|".join(key), type(e).__name__)
+
     @app.agent(app.signals_topic, name="convmon.model_state", concurrency=1)
     async def model_state(stream):
         await rt.sink.open()
         await load_references()
+        await restore_all()
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(cfg.batch_size, within=cfg.batch_within_s):
-            records = [json.loads(ev.value) for ev in events]
+            records = [{**json.loads(ev.value), "_p": ev.message.partition, "_o": ev.message.offset} for ev in events]
             await restore_new_keys(records)
             t0 = time.perf_counter()
             out = await loop.run_in_executor(executor, state.process, records)
             rt.metrics.stage_seconds.labels("state_and_drift").inc(time.perf_counter() - t0)
+            rt.metrics.state_turns.inc(len(records))
             await save(out["snapshots"])
             if out["pinned"]:
                 await rt.sink.write([baseline_row(ref, "first_n") for ref in out["pinned"]], table="drift_baselines")

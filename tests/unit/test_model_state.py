@@ -96,3 +96,23 @@ def test_restart_from_snapshot_mid_window_behaves_like_no_restart():
     baseline = run()
     assert any(k == "embedding_drift" for k, _ in baseline[0])
     assert run(restart_at=480) == baseline  # restart inside the first drift window after the switch
+
+
+def test_signals_redelivered_after_a_restart_are_not_counted_twice():
+    recs = [dict(rec(1_800_000_000 + i, tox_hit=i % 3 == 0), _p=2, _o=100 + i) for i in range(40)]
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    state.process(recs[:30])
+    blob = state.snapshot(KEY)
+    again = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    again.restore(KEY, blob)
+    again.process(recs[20:])  # offsets 120..129 were already applied before the snapshot
+    assert again.rates.turns[KEY] == 40
+
+
+def test_a_turn_republished_under_a_new_offset_is_counted_once():
+    recs = [dict(rec(1_800_000_000 + i), _p=0, _o=i) for i in range(20)]
+    again = [dict(r, _o=100 + i) for i, r in enumerate(recs[10:])]  # same event ids, new signal offsets
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    state.process(recs)
+    state.process(again)
+    assert state.rates.turns[KEY] == 20
