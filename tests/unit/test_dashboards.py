@@ -97,7 +97,7 @@ def demo(chdb_path):
         version = "2024-07-18" if i < 500 else "2025-01-01"
         s = result.scored[0]
         m = json.loads(signal_record(s, thresholds)[1])
-        m.update(k=["support-bot", "gpt-4o-mini", version, "assistant"], emb=None,
+        m.update(k=["support-bot", "gpt-4o-mini", version, "assistant"], emb=None, id=f"synthetic-{i}",
                  ts=(NOW - timedelta(seconds=5400 - i * 5)).timestamp())
         import base64
 
