@@ -66,7 +66,9 @@ def run_demo(settings: Settings, file: Optional[Path], timeout: float) -> int:
         _echo("the Kafka broker did not start: see `convmon kafka logs`")
         return 1
 
+    metrics_port = _free_port()
     env = dict(os.environ, CONVMON_VAR=str(settings.var), CONVMON_KAFKA_BOOTSTRAP=settings.kafka.bootstrap,
+               CONVMON_WORKER__METRICS_PORT=str(metrics_port),
                CONVMON_CLICKHOUSE_URL=settings.clickhouse.url)
     _echo("starting `convmon worker`…")
     log_path = settings.var / "demo-worker.log"
@@ -120,6 +122,7 @@ def run_demo(settings: Settings, file: Optional[Path], timeout: float) -> int:
                 if worker.poll() is not None:
                     break
         consumer.close()
+        _wait_for_alerts(settings, metrics_port, run_id)
     finally:
         if worker.poll() is None:
             _echo("stopping the worker (SIGTERM)…")
@@ -136,6 +139,38 @@ def run_demo(settings: Settings, file: Optional[Path], timeout: float) -> int:
         _echo(f"only {len(seen)}/{len(wanted)} turns were scored within {timeout:.0f}s; see {log_path}")
     _report(settings, run_id, len(wanted), dead)
     return 0 if ok else 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_alerts(settings: Settings, port: int, run_id: str, timeout: float = 30.0) -> None:
+    """Let the alerts agent handle this run's alert candidates before the worker is stopped."""
+    import re
+    import urllib.request
+
+    from kafka import KafkaConsumer
+
+    c = KafkaConsumer(settings.topics.alerts, bootstrap_servers=settings.kafka.bootstrap.split(","), group_id=None,
+                      auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=2000)
+    candidates = sum(1 for m in c if (json.loads(m.value).get("conversation_id") or "").startswith(run_id)
+                     or json.loads(m.value).get("conversation_id") is None)
+    c.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3).read().decode()
+        except OSError:
+            break
+        handled = sum(float(v) for v in re.findall(r"^convmon_alerts_total\{[^}]*\} ([0-9.]+)$", text, re.M))
+        if handled >= candidates:
+            return
+        time.sleep(0.5)
 
 
 def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> None:
