@@ -25,9 +25,8 @@ def _chattr(flag: str, path: Path) -> None:
     subprocess.run(["chattr", flag, str(path)], check=True)
 
 
-def test_clickhouse_refusing_writes_loses_nothing_even_if_the_worker_dies_meanwhile(e2e):
-    e2e.env["CONVMON_SCORING__MODELS"] = "false"  # this is about the store, keep it fast
-    # Let a worker create the schema, then find the turns table's data directory.
+def _turns_table_dir(e2e) -> Path:
+    """Let a worker create the schema, stop it, and return the `turns` table's data directory."""
     w = e2e.worker("setup")
     wait_for_topic(e2e, e2e.topics["scores"])
     warm = turn_dicts(10, "warm")
@@ -38,7 +37,12 @@ def test_clickhouse_refusing_writes_loses_nothing_even_if_the_worker_dies_meanwh
     (path,) = e2e.query("SELECT data_paths[1] AS p FROM system.tables WHERE database = 'convmon' AND name = 'turns'")
     table_dir = Path(path["p"])
     assert table_dir.is_dir()
+    return table_dir
 
+
+def test_clickhouse_refusing_writes_loses_nothing_even_if_the_worker_dies_meanwhile(e2e):
+    e2e.env["CONVMON_SCORING__MODELS"] = "false"  # this is about the store, keep it fast
+    table_dir = _turns_table_dir(e2e)
     _chattr("+i", table_dir)  # even root cannot create the new part directories an insert needs
     try:
         first = e2e.worker("refused")
@@ -64,15 +68,7 @@ def test_clickhouse_refusing_writes_loses_nothing_even_if_the_worker_dies_meanwh
 
 def test_writes_resume_by_themselves_when_clickhouse_accepts_again(e2e):
     e2e.env.update(CONVMON_SCORING__MODELS="false", CONVMON_WORKER__STORE_RETRY_MAX_S="2")
-    w = e2e.worker("setup")
-    wait_for_topic(e2e, e2e.topics["scores"])
-    warm = turn_dicts(10, "warm")
-    with TurnPublisher(e2e.bootstrap, e2e.topics["turns"]) as pub:
-        pub.publish_many(warm)
-    collect(e2e, {t["event_id"] for t in warm}, 0, timeout=60, workers=[w])
-    assert w.terminate()[0] == 0
-    (path,) = e2e.query("SELECT data_paths[1] AS p FROM system.tables WHERE database = 'convmon' AND name = 'turns'")
-    table_dir = Path(path["p"])
+    table_dir = _turns_table_dir(e2e)
     w = e2e.worker("resume")
     _chattr("+i", table_dir)
     try:
