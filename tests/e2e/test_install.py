@@ -5,7 +5,6 @@ the schemas, SQL migrations, Kafka scripts and sample data must come from the pa
 """
 
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

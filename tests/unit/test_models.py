@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from convmon.modelsuite import graph
-from convmon.modelsuite.build import build, sha256, source_file, verify
+from convmon.modelsuite.build import build, source_file, verify
 from convmon.modelsuite.evaluate import read_set
 from convmon.scoring.suite import Encoder, SuiteModel
 
