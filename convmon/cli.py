@@ -318,12 +318,15 @@ def bench_models(ctx: click.Context, out: Path, seconds: float, threads: int) ->
 @click.option("--turns", "n", type=int, default=4000, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/e2e-report.json"),
               show_default=True)
+@click.option("--profile", "profile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also sample the worker with py-spy during the throughput run: collapsed stacks to this file, "
+                   "a summary next to it (.json) and in the report")
 @click.pass_context
-def bench_e2e(ctx: click.Context, n: int, out: Path) -> None:
+def bench_e2e(ctx: click.Context, n: int, out: Path, profile: Path | None) -> None:
     """Kafka → worker → ClickHouse + alerts on the local broker: throughput, latencies, ceiling (needs `make models-deps`)."""
     from .e2e_bench import run_e2e_bench, summary
 
-    report = run_e2e_bench(_settings(ctx), n, log=lambda m: click.echo(m, err=True))
+    report = run_e2e_bench(_settings(ctx), n, log=lambda m: click.echo(m, err=True), profile=profile)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     click.echo(summary(report))

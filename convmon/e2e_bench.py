@@ -30,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+from .bench_profile import Recorder, summarize, text as profile_text
 from .config import Settings
 from .contract import format_ts
 from .modelsuite.build import read_set
@@ -122,7 +123,8 @@ def _pct(xs: list[float], q: float) -> float:
     return round(float(np.percentile(xs, q)), 4) if xs else float("nan")
 
 
-def _run(settings: Settings, turns: list[dict], rate: float | None, log: Callable[[str], None], label: str) -> dict:
+def _run(settings: Settings, turns: list[dict], rate: float | None, log: Callable[[str], None], label: str,
+         profile: Path | None = None) -> dict:
     tag = uuid.uuid4().hex[:8]
     rx = _Receiver()
     port = _free_port()
@@ -147,6 +149,7 @@ def _run(settings: Settings, turns: list[dict], rate: float | None, log: Callabl
         lag_series: list[tuple[float, float]] = []
         rss_max = 0.0
         cpu0 = _proc_stats(worker.pid)[1]
+        recorder = Recorder(worker.pid, profile) if profile else None
         t_start = time.time()
         done = threading.Event()
 
@@ -173,6 +176,8 @@ def _run(settings: Settings, turns: list[dict], rate: float | None, log: Callabl
             if done.is_set() and scored >= n:
                 break
             time.sleep(1.0)
+        if recorder:
+            recorder.stop()
         time.sleep(3)  # alerts agent and channel delivery finish
         final = _scrape(port)
         cpu = _proc_stats(worker.pid)[1] - cpu0
@@ -228,13 +233,14 @@ def _encoder_ceiling(turns: list[dict], threads: int) -> float:
         return round(len(texts) / (time.perf_counter() - t0), 1)
 
 
-def run_e2e_bench(settings: Settings, n: int = 4000, log: Callable[[str], None] = print) -> dict:
+def run_e2e_bench(settings: Settings, n: int = 4000, log: Callable[[str], None] = print,
+                  profile: Path | None = None) -> dict:
     turns = make_turns(n)
     log(f"bare encoder ceiling on the same {n} turns…")
     ceiling = _encoder_ceiling(turns, settings.worker.scoring_threads)
     log(f"  {ceiling} turns/s")
     log(f"run 1/2: {n} turns as fast as possible…")
-    fast = _run(settings, turns, None, log, "throughput")
+    fast = _run(settings, turns, None, log, "throughput", profile)
     log(f"  {fast['turns_per_s']} turns/s sustained")
     half = round(fast["turns_per_s"] / 2, 1)
     m = min(n, max(1000, int(half * 30)))
@@ -255,6 +261,10 @@ def run_e2e_bench(settings: Settings, n: int = 4000, log: Callable[[str], None] 
         "alert_latency_p99_s": slow["alert_latency_s"]["p99"],
         "runs": {"throughput": fast, "latency": slow},
     }
+    if profile:
+        prof = summarize(profile)
+        profile.with_suffix(".json").write_text(json.dumps(prof, indent=2) + "\n")
+        report["profile"] = {"collapsed_stacks": str(profile), **prof}
     return report
 
 
@@ -268,4 +278,4 @@ def summary(r: dict) -> str:
         f"at {s['offered_rate']} turns/s: produce→row p50/p95/p99 {s['produce_to_row_s']['p50']}/"
         f"{s['produce_to_row_s']['p95']}/{s['produce_to_row_s']['p99']} s; produce→alert p50/p99 "
         f"{s['alert_latency_s']['p50']}/{s['alert_latency_s']['p99']} s ({s['alerts_delivered']} alerts)",
-    ])
+    ] + ([profile_text(r["profile"])] if "profile" in r else []))

@@ -30,6 +30,9 @@ class Metrics:
                                    registry=r)
         self.alerts = Counter("convmon_alerts_total", "Alert candidates by kind and what became of them",
                               ["kind", "delivery"], registry=r)
+        self.offset_gaps = Counter("convmon_offset_gaps_total",
+                                   "Records the consumer skipped and convmon re-read (see convmon/offsets.py)",
+                                   ["topic"], registry=r)
         self._app = None
 
     def observe_batch(self, n: int, result, seconds: float) -> None:

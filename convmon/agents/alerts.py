@@ -21,6 +21,7 @@ from ..alerting.delivery import Dispatcher
 from ..alerting.incidents import IncidentBook
 from ..alerting.model import Alert
 from ..store.alerts import AlertRecord
+from .rereads import Rereader
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ def register(app: faust.App) -> None:
 
     @app.agent(app.alerts_topic, name="convmon.alerts", concurrency=1)
     async def handle_alerts(stream):
+        rereader = Rereader(app, rt.metrics)
         async for event in stream.events():
+            await rereader.check((event,))
             alert = alert_from_json(event.value)
             state, decision = book.offer(incidents.get(alert.dedup_key), alert, now=time.time())
             incidents[alert.dedup_key] = state

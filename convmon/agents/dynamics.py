@@ -15,6 +15,7 @@ import faust
 
 from ..state.dynamics import ConversationState, ShiftConfig, ShiftDetector, expired
 from .alerts import alert_to_json
+from .rereads import Rereader
 
 
 def register(app: faust.App) -> None:
@@ -30,7 +31,9 @@ def register(app: faust.App) -> None:
 
     @app.agent(app.scores_topic, name="convmon.dynamics", concurrency=1)
     async def track_conversations(stream):
+        rereader = Rereader(app, rt.metrics)
         async for event in stream.events():
+            await rereader.check((event,))
             partition = event.message.partition
             if partition in sweep_due:
                 sweep_due.discard(partition)

@@ -30,6 +30,7 @@ from ..state.rates import RateMonitor
 from ..state.windows import MinuteWindows
 from ..store.drift import baseline_row, report_row
 from .alerts import alert_to_json
+from .rereads import Rereader
 
 log = logging.getLogger(__name__)
 RECENT_IDS = 4096  # per key: covers any batch that can be re-delivered before its offsets are committed
@@ -230,7 +231,9 @@ def register(app: faust.App) -> None:
         await load_references()
         await restore_all()
         loop = asyncio.get_running_loop()
+        rereader = Rereader(app, rt.metrics)
         async for events in stream.take_events(cfg.batch_size, within=cfg.batch_within_s):
+            await rereader.check(events)
             records = [{**json.loads(ev.value), "_p": ev.message.partition, "_o": ev.message.offset} for ev in events]
             await restore_new_keys(records)
             t0 = time.perf_counter()

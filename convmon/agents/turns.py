@@ -19,6 +19,7 @@ from ..alerting.rules import turn_alerts
 from ..batch import RawRecord
 from .alerts import alert_to_json
 from .model_state import signal_record
+from .rereads import Rereader
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,12 @@ def register(app: faust.App) -> None:
                 await stream.ack(ev)
 
         previous: asyncio.Future | None = None
+        rereader = Rereader(app, rt.metrics)
         try:
             async for events in stream.take_events(cfg.batch_size, within=cfg.batch_within_s):
                 for ev in events:
                     ev.message.incref()  # pinned until finish() has stored and published the batch
+                await rereader.check(events)
                 records = [RawRecord(ev.value, ev.key, ev.message.topic, ev.message.partition, ev.message.offset)
                            for ev in events]
                 t0 = time.perf_counter()

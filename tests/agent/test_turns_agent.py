@@ -145,3 +145,32 @@ def test_dynamics_agent_raises_one_sentiment_shift_and_ignores_replays(app):
     assert a.kind == "sentiment_shift" and a.conversation_id == "conv-shift" and a.turn_index == 4
     assert a.details["before"] > 0 > a.details["after"]
     assert app.conversations["conv-shift"]["last_turn_index"] == 5
+
+
+def test_skipped_offsets_are_read_again(app, monkeypatch):
+    """The consumer can skip fetched records around a rebalance (faust-streaming #596): the agent notices
+    the jump in offsets and seeks back to the first skipped record, once."""
+    seeks = []
+
+    async def seek(tp, offset):
+        seeks.append((tp.partition, offset))
+
+    monkeypatch.setattr(app.consumer, "seek", seek)
+    turns = make_turns(30)
+
+    async def feed():
+        async with app.score_turns.test_context() as agent:
+            for i, t in enumerate(turns):
+                if i == 20:
+                    agent.sent_offset += 7  # offsets 20..26 never reach the agent
+                await agent.put(_raw(t), key=t.conversation_id.encode(), partition=0)
+            for _ in range(100):
+                if sum(agent.results.values()) >= len(turns):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+
+    asyncio.run(feed())
+    assert seeks == [(0, 20)]
+    metrics = app.convmon_runtime.metrics.registry
+    assert metrics.get_sample_value("convmon_offset_gaps_total", {"topic": app.turns_topic.get_topic_name()}) == 1

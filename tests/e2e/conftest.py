@@ -54,7 +54,7 @@ class Env:
             CONVMON_TOPICS__SCORES=self.topics["scores"],
             CONVMON_TOPICS__ALERTS=self.topics["alerts"],
             CONVMON_TOPICS__SIGNALS=self.topics["signals"],
-            CONVMON_LOG_LEVEL="warning",
+            CONVMON_LOG_LEVEL=os.environ.get("CONVMON_TEST_WORKER_LOG_LEVEL", "info"),
         )
         self.env.pop("CONVMON_CONFIG", None)
         self.bootstrap = bootstrap

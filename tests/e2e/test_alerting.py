@@ -60,8 +60,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def alerts_handled(port: int, kind: str) -> float:
-    """Alerts of `kind` the worker's alerts agent has processed, from its /metrics."""
+def alerts_handled(port: int, kind: str, duplicates: bool = True) -> float:
+    """Alerts of `kind` the worker's alerts agent has processed, from its /metrics (optionally not
+    counting re-handled duplicates)."""
     import re
     import urllib.request
 
@@ -69,7 +70,33 @@ def alerts_handled(port: int, kind: str) -> float:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     except OSError:
         return 0.0
-    return sum(float(v) for v in re.findall(rf'convmon_alerts_total{{[^}}]*kind="{kind}"[^}}]*}} ([0-9.]+)', text))
+    found = re.findall(rf'convmon_alerts_total({{[^}}]*kind="{kind}"[^}}]*}}) ([0-9.]+)', text)
+    return sum(float(v) for labels, v in found if duplicates or 'delivery="duplicate"' not in labels)
+
+
+def toxic_alerts_raised(e2e, turns: set[tuple[str, int]], at_least: int, timeout: float) -> int:
+    """Firing toxic_turn alerts on chat.alerts for the given (conversation, turn) pairs, once at least
+    `at_least` of them have been raised (and the rest of that batch has had a second to arrive)."""
+    ids: set[str] = set()
+    c = e2e.consumer(e2e.topics["alerts"])
+
+    def take(timeout_ms: int) -> None:
+        for msgs in c.poll(timeout_ms=timeout_ms).values():
+            for a in (json.loads(m.value) for m in msgs):
+                if a["kind"] == "toxic_turn" and a["status"] == "firing" and \
+                        (a["conversation_id"], a["turn_index"]) in turns:
+                    ids.add(a["alert_id"])
+
+    deadline = time.monotonic() + timeout
+    try:
+        while len(ids) < at_least and time.monotonic() < deadline:
+            take(500)
+        time.sleep(1)
+        take(1000)
+    finally:
+        c.close()
+    assert len(ids) >= at_least, f"only {len(ids)} toxic_turn alerts raised after the restart"
+    return len(ids)
 
 
 def metric(port: int, name: str) -> float:
@@ -124,19 +151,19 @@ def test_restart_keeps_conversation_and_incident_state_and_pages_once(e2e):
         for t in after:
             pub.publish(t)
     collect(e2e, {t["event_id"] for t in before + after}, 0, timeout=120, workers=[second])
-    # Wait until the second worker's agents are idle: the alerts agent has handled at least the 10 toxic
-    # turns after the restart (plus any the first worker left unhandled; re-handled ones are duplicates)
+    # Wait until the second worker's agents are done: its alerts agent has stored a decision (notified or
+    # suppressed, not a re-handled duplicate) for every toxic_turn alert raised on a turn after the restart,
     # and the model-state agent has taken every turn it was given.
+    after_turns = {(t["conversation_id"], t["turn_index"]) for t in after}
+    raised = toxic_alerts_raised(e2e, after_turns, at_least=10, timeout=90)
     deadline = time.monotonic() + 90
-    last, stable_since = None, time.monotonic()
+    now = (0.0, 0.0)
     while time.monotonic() < deadline:
-        now = (alerts_handled(port, "toxic_turn"), metric(port, "convmon_state_turns_total"))
-        if now != last:
-            last, stable_since = now, time.monotonic()
-        if now[0] >= 10 and now[1] >= len(after) and time.monotonic() - stable_since > 3:
+        now = (alerts_handled(port, "toxic_turn", duplicates=False), metric(port, "convmon_state_turns_total"))
+        if now[0] >= raised and now[1] >= len(after):
             break
         time.sleep(0.3)
-    assert last[0] >= 10 and last[1] >= len(after), (last, second.tail())
+    assert now[0] >= raised and now[1] >= len(after), (now, raised, second.tail())
     deadline = time.monotonic() + 30
     while not rx.pages("sentiment_shift") and time.monotonic() < deadline:
         time.sleep(0.2)
