@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 
 import faust
@@ -21,6 +22,7 @@ from ..alerting.delivery import Dispatcher
 from ..alerting.incidents import IncidentBook
 from ..alerting.model import Alert
 from ..store.alerts import AlertRecord
+from .current import processing
 from .rereads import Rereader
 
 log = logging.getLogger(__name__)
@@ -76,23 +78,31 @@ def register(app: faust.App) -> None:
 
     @app.agent(app.alerts_topic, name="convmon.alerts", concurrency=1)
     async def handle_alerts(stream):
+        """Micro-batches: incident decisions one alert at a time (in order), one ClickHouse insert per batch."""
         rereader = Rereader(app, rt.metrics)
-        async for event in stream.events():
-            await rereader.check((event,))
-            alert = alert_from_json(event.value)
-            state, decision = book.offer(incidents.get(alert.dedup_key), alert, now=time.time())
-            incidents[alert.dedup_key] = state
-            rt.metrics.alerts.labels(alert.kind, decision.delivery).inc()
-            if decision.delivery == "duplicate":
-                yield "duplicate"  # one result per event (agent.test_context waits for it)
-                continue
-            channels: list[str] = []
-            if decision.notification is not None:
-                rule = rules.get(alert.kind, {"app": alert.app, "model_name": alert.model_name,
-                                              "model_version": alert.model_version, "role": alert.role})
-                channels = router.route(decision.notification, rule.channels if rule else None)
-            await rt.sink.write([AlertRecord(alert, decision.delivery, tuple(channels))], table="alerts")
-            yield decision.delivery
+        cfg = settings.worker
+        async for events in stream.take_events(cfg.batch_size, within=min(cfg.batch_within_s, 0.1)):
+            await rereader.check(events)
+            records: list[AlertRecord] = []
+            decisions: Counter = Counter()
+            now = time.time()
+            for ev in events:
+                alert = alert_from_json(ev.value)
+                with processing(ev):  # the incidents changelog record goes to this event's partition
+                    state, decision = book.offer(incidents.get(alert.dedup_key), alert, now=now)
+                    incidents[alert.dedup_key] = state
+                rt.metrics.alerts.labels(alert.kind, decision.delivery).inc()
+                decisions[decision.delivery] += 1
+                if decision.delivery == "duplicate":
+                    continue  # already decided and recorded before a restart
+                channels: list[str] = []
+                if decision.notification is not None:
+                    rule = rules.get(alert.kind, {"app": alert.app, "model_name": alert.model_name,
+                                                  "model_version": alert.model_version, "role": alert.role})
+                    channels = router.route(decision.notification, rule.channels if rule else None)
+                records.append(AlertRecord(alert, decision.delivery, tuple(channels)))
+            await rt.sink.write(records, table="alerts")
+            yield dict(decisions)  # the batch's offsets are acknowledged once the agent asks for the next one
 
     @app.timer(settings.alerting.sweep_interval_s)
     async def sweep_incidents():

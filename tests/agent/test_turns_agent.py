@@ -6,6 +6,7 @@ ClickHouse store is the real embedded engine.
 
 import asyncio
 import json
+from collections import Counter
 
 import pytest
 
@@ -87,7 +88,7 @@ def test_agent_scores_stores_publishes_and_dead_letters(app):
     assert client.query("SELECT count() FROM turns FINAL").result_rows[0][0] == 40
 
 
-def test_toxic_burst_becomes_alert_candidates_and_one_incident(app):
+def test_toxic_burst_becomes_alert_candidates_and_one_incident(app, monkeypatch):
     """Score agent → chat.alerts candidates; alerts agent → one page, the rest suppressed, all recorded."""
     from convmon.agents.alerts import alert_from_json
 
@@ -104,15 +105,34 @@ def test_toxic_burst_becomes_alert_candidates_and_one_incident(app):
     assert len({a.dedup_key for a in candidates}) == 1  # grouped by conversation
     assert "idiot" not in candidates[0].summary  # never the chat text
 
+    changelog = []  # (partition, key) of each incidents-table change
+    partition_for_key = app.incidents.partition_for_key
+
+    def recording(key):
+        changelog.append((partition_for_key(key), key))
+        return changelog[-1][0]
+
+    monkeypatch.setattr(app.incidents, "partition_for_key", recording)
+    redelivered = candidates[:5]
+
     async def deliver():
         async with app.handle_alerts.test_context() as agent:
-            for a in candidates + candidates[:5]:  # the last 5 re-delivered
-                await agent.put(json.dumps(a.to_dict(), default=str).encode(), key=a.dedup_key.encode())
-            return list(agent.results.values())
+            for i, a in enumerate(candidates + redelivered):  # the last 5 re-delivered
+                agent.sent_offset = i // 3  # contiguous offsets in each of the 3 partitions
+                await agent.put(json.dumps(a.to_dict(), default=str).encode(), key=a.dedup_key.encode(),
+                                partition=i % 3)
+            total = Counter()
+            for _ in range(100):
+                total = sum((Counter(r) for r in agent.results.values()), Counter())
+                if sum(total.values()) >= len(candidates) + len(redelivered):
+                    break
+                await asyncio.sleep(0.05)
+            return total
 
     decisions = asyncio.run(deliver())
-    assert decisions.count("notified") == 1 and decisions.count("suppressed") == 29
-    assert decisions.count("duplicate") == 5  # re-delivered alerts change nothing and are not recorded
+    assert decisions == {"notified": 1, "suppressed": 29, "duplicate": 5}  # re-deliveries change nothing
+    # each table change goes to the changelog partition of the event that made it, also inside a batch
+    assert [p for p, _ in changelog] == [i % 3 for i in range(len(candidates) + len(redelivered))]
 
     from convmon.store.clickhouse import connect
 
