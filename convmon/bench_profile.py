@@ -29,7 +29,7 @@ class Recorder:
             raise RuntimeError("py-spy is not installed: pip install 'convmon[bench]' (or: pip install py-spy)")
         self.out = out
         self.proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-                                      "--threads", "--nonblocking", "--output", str(out)],
+                                      "--threads", "--subprocesses", "--nonblocking", "--output", str(out)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self) -> None:
@@ -64,13 +64,16 @@ def summarize(raw: Path, top: int = 15) -> dict:
         n = int(count)
         frames = stack.split(";")
         total += n
-        # with --threads the first frame names the thread: "thread (16920): convmon-score_0"
-        head = frames[0]
-        if head.startswith("thread ("):
-            frames = frames[1:]
-            threads[head.split(": ", 1)[1] if ": " in head else head] += n
+        # --subprocesses prefixes 'process PID:"cmdline"' frames (the scoring process is the second);
+        # --threads then names the thread: "thread (16920): convmon-score_0"
+        procs = [f for f in frames if f.startswith("process ")]
+        frames = frames[len(procs):]
+        where = "scoring process: " if len(procs) > 1 else ""
+        if frames and frames[0].startswith("thread ("):
+            head, frames = frames[0], frames[1:]
+            threads[where + (head.split(": ", 1)[1] if ": " in head else head)] += n
         else:
-            threads["?"] += n
+            threads[where + "?"] += n
         if frames:
             self_time[_frame_name(frames[-1])] += n
         for name in {_frame_name(f) for f in frames if "convmon/" in f}:

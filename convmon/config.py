@@ -62,6 +62,8 @@ class ClickHouseSettings(BaseModel):
 class ScoringSettings(BaseModel):
     models: bool = Field(True, description="run the ONNX model suite (toxicity, sentiment, jailbreak, policies)")
     models_dir: Optional[Path] = Field(None, description="model suite folder (default: the packaged models/)")
+    child_process: bool = Field(True, description="run the encoder in a child process of the worker, where it "
+                                "never waits for the worker's GIL (see convmon/scoring/encoder_process.py)")
 
 
 class AlertingSettings(BaseModel):

@@ -81,7 +81,8 @@ def register(app: faust.App) -> None:
         """Micro-batches: incident decisions one alert at a time (in order), one ClickHouse insert per batch."""
         rereader = Rereader(app, rt.metrics)
         cfg = settings.worker
-        async for events in stream.take_events(cfg.batch_size, within=min(cfg.batch_within_s, 0.1)):
+        # a short window: an alert waits at most 50 ms for others to share its insert
+        async for events in stream.take_events(cfg.batch_size, within=min(cfg.batch_within_s, 0.05)):
             await rereader.check(events)
             records: list[AlertRecord] = []
             decisions: Counter = Counter()

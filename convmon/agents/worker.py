@@ -37,3 +37,4 @@ def run(settings: Settings) -> None:
     finally:
         rt.sink.close_blocking()
         rt.score_executor.shutdown(wait=False)
+        rt.processor.pipeline.close()

@@ -73,6 +73,12 @@ class ScoringPipeline:
         self.scorers = list(scorers)
         self.version = "+".join(s.version for s in scorers) or "none"
 
+    def close(self) -> None:
+        """Release what scorers hold outside this process (the encoder's child process)."""
+        for s in self.scorers:
+            if hasattr(s, "close"):
+                s.close()
+
     def score(
         self, turns: Sequence[ChatTurn], positions: Optional[Sequence[tuple[int, int]]] = None
     ) -> list[ScoredTurn]:

@@ -12,5 +12,6 @@ def build_scorers(settings: Settings) -> list[Scorer]:
     if settings.scoring.models:
         from .suite import SuiteScorer
 
-        scorers.append(SuiteScorer(settings.scoring.models_dir, threads=settings.worker.scoring_threads))
+        scorers.append(SuiteScorer(settings.scoring.models_dir, threads=settings.worker.scoring_threads,
+                                   in_child_process=settings.scoring.child_process))
     return scorers

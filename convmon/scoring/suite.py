@@ -105,7 +105,7 @@ class Encoder:
 class SuiteModel:
     """models/suite.onnx + tokenizer + manifest: texts → all signals."""
 
-    def __init__(self, model_dir: Optional[Path] = None, threads: int = 1):
+    def __init__(self, model_dir: Optional[Path] = None, threads: int = 1, in_child_process: bool = False):
         self.model_dir = Path(model_dir or default_model_dir())
         manifest_path = self.model_dir / "manifest.json"
         if not manifest_path.is_file():
@@ -118,7 +118,17 @@ class SuiteModel:
         self.thresholds: dict[str, float] = suite["thresholds"]
         self.policy_ids: list[str] = suite["policies"]
         self.policy_thresholds: dict[str, float] = suite["policy_thresholds"]
-        self.encoder = Encoder(self.model_dir / suite["file"], self.model_dir / suite["tokenizer"], threads)
+        files = (self.model_dir / suite["file"], self.model_dir / suite["tokenizer"], threads)
+        if in_child_process:
+            from .encoder_process import EncoderProcess
+
+            self.encoder = EncoderProcess(*files)
+        else:
+            self.encoder = Encoder(*files)
+
+    def close(self) -> None:
+        if hasattr(self.encoder, "close"):
+            self.encoder.close()
 
     def run(self, texts: Sequence[str]) -> SuiteOutput:
         out = self.encoder.run(texts)
@@ -154,9 +164,12 @@ class SuiteScorer:
 
     name = "suite"
 
-    def __init__(self, model_dir: Optional[Path] = None, threads: int = 1):
-        self.model = SuiteModel(model_dir, threads)
+    def __init__(self, model_dir: Optional[Path] = None, threads: int = 1, in_child_process: bool = False):
+        self.model = SuiteModel(model_dir, threads, in_child_process)
         self.version = self.model.version
+
+    def close(self) -> None:
+        self.model.close()
 
     def score(self, turns: Sequence[ChatTurn]) -> list[ScoreFields]:
         rows, emb = self.model.fields([t.text for t in turns])

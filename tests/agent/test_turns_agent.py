@@ -41,6 +41,7 @@ def app(settings, monkeypatch):
         app.captured[name] = captured
     yield app
     app.convmon_runtime.sink.close_blocking()
+    app.convmon_runtime.processor.pipeline.close()
 
 
 async def _noop():

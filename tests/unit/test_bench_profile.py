@@ -7,9 +7,9 @@ import time
 from convmon.bench_profile import Recorder, summarize, text
 
 RAW = """\
-thread (101): MainThread;_run_once (asyncio/base_events.py:1884);finish (convmon/agents/turns.py:60);write (convmon/store/sink.py:80) 30
-thread (101): MainThread;_run_once (asyncio/base_events.py:1884);send (faust/topics.py:200) 20
-thread (102): convmon-score_0;process (convmon/batch.py:70);score (convmon/scoring/suite.py:120);run (onnxruntime/session.py:220) 50
+process 1:"python -m convmon.cli worker";thread (101): MainThread;_run_once (asyncio/base_events.py:1884);finish (convmon/agents/turns.py:60);write (convmon/store/sink.py:80) 30
+process 1:"python -m convmon.cli worker";thread (101): MainThread;_run_once (asyncio/base_events.py:1884);send (faust/topics.py:200) 20
+process 1:"python -m convmon.cli worker";process 2:"python -c spawn_main";thread (2): MainThread;_run (convmon/scoring/encoder_process.py:40);run (convmon/scoring/suite.py:120);run (onnxruntime/session.py:220) 50
 """
 
 
@@ -18,10 +18,10 @@ def test_summary_shares_by_thread_leaf_and_convmon_function(tmp_path):
     raw.write_text(RAW)
     s = summarize(raw)
     assert s["samples"] == 100
-    assert dict(map(tuple, s["threads"])) == {"convmon-score_0": 0.5, "MainThread": 0.5}
+    assert dict(map(tuple, s["threads"])) == {"scoring process: MainThread": 0.5, "MainThread": 0.5}
     assert s["self"][0] == ["run (onnxruntime/session.py)", 0.5]
     inc = dict(map(tuple, s["convmon_inclusive"]))
-    assert inc["process (convmon/batch.py)"] == 0.5 and inc["finish (convmon/agents/turns.py)"] == 0.3
+    assert inc["_run (convmon/scoring/encoder_process.py)"] == 0.5 and inc["finish (convmon/agents/turns.py)"] == 0.3
     assert "send (faust/topics.py)" not in inc
     assert "50.0%  run (onnxruntime/session.py)" in text(s)
 
