@@ -5,7 +5,9 @@ embedding), keyed by app|model|version|role, so every turn of a model version me
 partition and one worker. The state is plain code (convmon/state/): DriftMonitor, RateMonitor,
 MinuteWindows; it runs off the event loop on one thread. Pinned drift references are stored
 in ClickHouse (`drift_baselines`) and reloaded when a worker starts, so a restart keeps the
-reference and loses at most the live window (≤ one window of evidence); alerts are deduplicated
+reference; the per-key state (windows, rate detectors, the live drift window) is snapshotted to
+ClickHouse with every batch, before the batch's offsets are committed, so a worker killed
+without warning resumes with every committed signal counted once. Alerts are deduplicated
 downstream by the incidents table, so a restart pages nobody twice.
 """
 
@@ -180,7 +182,8 @@ class ModelState:
 def register(app: faust.App) -> None:
     rt = app.convmon_runtime
     cfg = rt.settings.worker
-    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), rt.rules)
+    # snapshot_every=1: process() returns a snapshot of every key the batch changed (built off the loop)
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), rt.rules, snapshot_every=1)
     executor = ThreadPoolExecutor(1, thread_name_prefix="convmon-state")
     app.convmon_model_state = state
 
@@ -240,6 +243,9 @@ def register(app: faust.App) -> None:
             out = await loop.run_in_executor(executor, state.process, records)
             rt.metrics.stage_seconds.labels("state_and_drift").inc(time.perf_counter() - t0)
             rt.metrics.state_turns.inc(len(records))
+            # Every key this batch changed is snapshotted before the batch's offsets are committed (take_events
+            # acknowledges a batch when the agent asks for the next one): a worker killed without warning
+            # resumes from a snapshot that holds every signal it committed, and re-reads the rest.
             await save(out["snapshots"])
             if out["pinned"]:
                 await rt.sink.write([baseline_row(ref, "first_n") for ref in out["pinned"]], table="drift_baselines")

@@ -30,8 +30,17 @@ TOXIC = ["Shut up, you worthless moron, nobody wants your stupid answers.",
 
 
 class Receiver:
-    def __init__(self):
+    """A local HTTP endpoint standing in for on-call (webhook): records every POSTed JSON body.
+    `port` fixes the port; `start=False` leaves it down (nothing listening) until start()."""
+
+    def __init__(self, port: int = 0, start: bool = True):
         self.posts: list[dict] = []
+        self.port = port
+        self.server = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -44,9 +53,18 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
 
     def pages(self, kind: str) -> list[dict]:
         return [p for p in self.posts if p["alert"]["kind"] == kind and p["status"] == "firing"]
@@ -118,7 +136,12 @@ def turn(conv: str, i: int, role: str, text: str) -> dict:
             "model": {"provider": "openai", "name": "gpt-4o-mini", "version": "2024-07-18"}}
 
 
-def test_restart_keeps_conversation_and_incident_state_and_pages_once(e2e):
+@pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
+def test_restart_keeps_conversation_incident_and_model_state_and_pages_once(e2e, stop):
+    """A worker stopped (SIGTERM) or killed without warning (SIGKILL) between two halves of the same
+    conversations: the second worker detects the shift against the turns before the stop, keeps the
+    toxic burst one incident, delivers no page twice, and its per-model-version state counts every
+    turn exactly once."""
     rx = Receiver()
     e2e.env["CONVMON_ALERTING__CHANNELS"] = json.dumps(
         [{"type": "webhook", "name": "hook", "url": rx.url, "secret_env": "CONVMON_TEST_WEBHOOK_SECRET"}])
@@ -141,8 +164,13 @@ def test_restart_keeps_conversation_and_incident_state_and_pages_once(e2e):
     while not rx.pages("toxic_turn") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(rx.pages("toxic_turn")) == 1, first.tail()
-    rc, _ = first.terminate(timeout=60)
-    assert rc == 0, first.tail()
+    if stop == "sigterm":
+        rc, _ = first.terminate(timeout=60)
+        assert rc == 0, first.tail()
+    else:
+        time.sleep(3)  # offsets committed (every 1 s), table changes flushed
+        first.proc.kill()
+        first.proc.wait(30)
 
     port = free_port()
     e2e.env["CONVMON_WORKER__METRICS_PORT"] = str(port)
@@ -179,8 +207,9 @@ def test_restart_keeps_conversation_and_incident_state_and_pages_once(e2e):
     keys = [(p["dedup_key"], p["status"]) for p in rx.posts]
     assert len(keys) == len(set(keys)), "a page was delivered twice"
 
-    # per-model-version state (windows, rate detectors, drift window) went through a snapshot at the first
-    # shutdown and was restored by the second worker: its counter covers the turns of both runs
+    # per-model-version state (windows, rate detectors, drift window) went through a snapshot (at the first
+    # shutdown, or the last one before the kill) and was restored by the second worker, which re-read the
+    # signals after it: its counter covers the turns of both runs, each once
     user_turns = sum(1 for t in before + after if t["role"] == "user")
     snap = e2e.query("SELECT turns FROM model_state_snapshots FINAL WHERE app = 'support-bot' AND role = 'user'")
     assert snap == [{"turns": user_turns}], snap
