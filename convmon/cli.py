@@ -333,6 +333,23 @@ def bench_e2e(ctx: click.Context, n: int, out: Path, profile: Path | None) -> No
     click.echo(f"report written to {out}")
 
 
+@bench.command("gil")
+@click.option("--turns", "n", type=int, default=1000, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/gil-report.json"),
+              show_default=True)
+def bench_gil(n: int, out: Path) -> None:
+    """The encoder alone, next to a busy Python thread, and in a child process next to it (why scoring runs in a child)."""
+    from .gil_bench import run_gil_bench
+
+    report = run_gil_bench(n, log=lambda m: click.echo(m, err=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    r = report["turns_per_s"]
+    click.echo(f"alone {r['alone']} turns/s; in-process next to a busy thread {r['in_process_busy_thread']}; "
+               f"child process next to it {r['child_process_busy_thread']}")
+    click.echo(f"report written to {out}")
+
+
 # --- grafana --------------------------------------------------------------------------------------
 @main.group()
 def grafana() -> None:

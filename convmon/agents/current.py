@@ -2,8 +2,9 @@
 
 A Faust table sends each change to the changelog partition of the event being processed
 (`faust.streams.current_event()`), so that the change is recovered by whichever worker gets that
-partition. `stream.take_events()` leaves the batch's last event as the current one; agents that
-change a table per event of a batch name the event explicitly with `processing(event)`.
+partition. Inside `stream.take_events()` no event is current in the agent's context (a table
+write raises "Cannot modify table key from outside of stream iteration"), so agents that change a
+table per event of a batch name the event explicitly with `processing(event)`.
 This sets the same context variable Faust's own stream iteration sets (faust-streaming 0.11+).
 """
 

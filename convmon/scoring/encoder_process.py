@@ -2,9 +2,9 @@
 
 Why: with one message per onnxruntime call (SUB_BATCH, for reproducible scores), the scoring
 thread takes the GIL back after every call; while the Faust event loop runs Python it waits up
-to the switch interval each time. Measured on our 2-core machine: the bare encoder does 427
-turns/s alone and 120 turns/s in the same process as one busy Python thread. In a child process
-it competes for a core, not for the GIL.
+to the switch interval each time. `convmon bench gil` (bench/gil-report.json) on our 2-core
+machine: 389 turns/s alone, 122 in the same process as one busy Python thread, 388 in a child
+process next to that thread: there it competes for a core, not for the GIL.
 
 Same interface as Encoder (`run(texts) -> outputs`); the child holds its own Encoder built
 from the same files, so scores are identical. A child that dies (OOM killer) is replaced and
@@ -25,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .suite import MAX_TOKENS, SUB_BATCH, Encoder
+
 log = logging.getLogger(__name__)
 
 _encoder = None  # the child's Encoder
@@ -32,8 +34,6 @@ _encoder = None  # the child's Encoder
 
 def _init(model_path: str, tokenizer_path: str, threads: int, max_tokens: int) -> None:
     global _encoder
-    from .suite import Encoder
-
     _exit_with_parent(os.getppid())
     _encoder = Encoder(Path(model_path), Path(tokenizer_path), threads, max_tokens)
 
@@ -58,7 +58,7 @@ def _ready() -> bool:
 
 
 class EncoderProcess:
-    def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 1, max_tokens: int = 256):
+    def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 1, max_tokens: int = MAX_TOKENS):
         self._args = (str(model_path), str(tokenizer_path), threads, max_tokens)
         self._pool = self._start()
 
@@ -70,8 +70,6 @@ class EncoderProcess:
         return pool
 
     def run(self, texts: Sequence[str], sub_batch: int | None = None) -> dict[str, np.ndarray]:
-        from .suite import SUB_BATCH
-
         args = (list(texts), sub_batch or SUB_BATCH)
         try:
             return self._pool.submit(_run, *args).result()
