@@ -10,6 +10,8 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
+from .state.codec import REASONS as SNAPSHOT_REJECT_REASONS
+
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +35,12 @@ class Metrics:
         self.offset_gaps = Counter("convmon_offset_gaps_total",
                                    "Records the consumer skipped and convmon re-read (see convmon/offsets.py)",
                                    ["topic"], registry=r)
+        self.snapshot_rejected = Counter(
+            "convmon_snapshot_rejected_total",
+            "Stored model-state snapshots skipped at restore (not valid versioned JSON; never executed)",
+            ["reason"], registry=r)
+        for reason in SNAPSHOT_REJECT_REASONS:  # every reason exported from 0, so rate()/increase() see the first one
+            self.snapshot_rejected.labels(reason)
         self._app = None
 
     def observe_batch(self, n: int, result, seconds: float) -> None:

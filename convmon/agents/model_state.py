@@ -9,6 +9,10 @@ reference; the per-key state (windows, rate detectors, the live drift window) is
 ClickHouse with every batch, before the batch's offsets are committed, so a worker killed
 without warning resumes with every committed signal counted once. Alerts are deduplicated
 downstream by the incidents table, so a restart pages nobody twice.
+
+Snapshots are plain, versioned JSON (convmon/state/snapshot.py), read back as untrusted input: a
+row that does not parse (including the base64 pickles of older versions, which are never
+unpickled) is skipped, logged without its contents and counted in convmon_snapshot_rejected_total.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import asyncio
 import base64
 import json
 import logging
-import pickle
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +30,8 @@ import faust
 import numpy as np
 
 from ..alerting.model import Alert
-from ..state.drift import DriftMonitor, Reference, as_key
+from ..state.drift import DriftMonitor, Reference
+from ..state import snapshot as snapshots
 from ..state.rates import RateMonitor
 from ..state.windows import MinuteWindows
 from ..store.drift import baseline_row, report_row
@@ -77,32 +81,25 @@ class ModelState:
 
     # -- snapshots: one key's whole state, so another worker (or this one after a restart) resumes it
     def snapshot(self, key: tuple) -> bytes:
-        dk = as_key(key)
-        state = {
-            "drift": self.drift._states.get(dk),  # noqa: SLF001 - the monitor's per-key state, pickled whole
-            "rates": (self.rates.tracks.get(key), self.rates.turns.get(key)),
-            "windows": (self.windows.buckets.get(key), self.windows.watermark.get(key)),
-            "applied": self.applied.get(key),
-            "recent": list(self.recent.get(key, {})),
-        }
-        return base64.b64encode(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        """The key's state as a versioned JSON document (convmon/state/snapshot.py)."""
+        return snapshots.dump(key, drift=self.drift.to_snapshot(key), rates=self.rates.to_snapshot(key),
+                              windows=self.windows.to_snapshot(key), applied=self.applied.get(key),
+                              recent=list(self.recent.get(key, {})))
 
-    def restore(self, key: tuple, blob: bytes) -> None:
-        state = pickle.loads(base64.b64decode(blob))  # noqa: S301 - our own snapshot, from our own store
-        dk = as_key(key)
-        if state["drift"] is not None:
-            self.drift._states[dk] = state["drift"]  # noqa: SLF001
-            if state["drift"].ref is not None:
-                self.drift._latest[dk.family] = state["drift"].ref  # noqa: SLF001
-        tracks, turns = state["rates"]
-        if tracks is not None:
-            self.rates.tracks[key], self.rates.turns[key] = tracks, turns
-        buckets, wm = state["windows"]
-        if buckets is not None:
-            self.windows.buckets[key], self.windows.watermark[key] = buckets, wm
-        if state.get("applied") is not None:
-            self.applied[key] = tuple(state["applied"])
-        self.recent[key] = OrderedDict.fromkeys(state.get("recent") or [])
+    def restore(self, key: tuple, raw: "str | bytes") -> None:
+        """Resume a key from a stored snapshot. Raises SnapshotError (reason: see codec.REASONS) and changes
+        nothing when the row is not a valid snapshot of this key; never executes anything from it."""
+        key = tuple(key)
+        snap = snapshots.load(raw, key, self.drift)  # parsed and checked whole before anything is installed
+        if snap.drift is not None:
+            self.drift.restore(snap.drift)
+        if snap.rates is not None:
+            self.rates.restore(key, snap.rates)
+        if snap.windows is not None:
+            self.windows.restore(key, snap.windows)
+        if snap.applied is not None:
+            self.applied[key] = snap.applied
+        self.recent[key] = snapshots.recent_ids(snap, RECENT_IDS)
 
     def due_snapshots(self, force: bool = False) -> list[tuple[tuple, int, bytes]]:
         keys = [k for k, n in self.unsaved.items() if force or n >= self.snapshot_every]
@@ -179,6 +176,26 @@ class ModelState:
         return [a] if a is not None else []
 
 
+def restore_stored(state: ModelState, key: tuple, raw, metrics=None) -> bool:
+    """Resume one key from its stored `model_state_snapshots.state`. A row that is not a valid snapshot of
+    the key (legacy pickle, bad JSON, other version, wrong types or shapes) is skipped: the key starts
+    fresh, the rejection is counted in convmon_snapshot_rejected_total{reason} and logged with the
+    model-version key and the reason, never the row's contents."""
+    key = tuple(key)
+    try:
+        state.restore(key, raw)
+        return True
+    except snapshots.SnapshotError as e:
+        reason = e.reason
+    except Exception as e:  # noqa: BLE001 - an unreadable snapshot must not stop the worker
+        log.debug("snapshot restore failed: %s", type(e).__name__)
+        reason = "invalid"
+    if metrics is not None:
+        metrics.snapshot_rejected.labels(reason).inc()
+    log.warning("skipped the stored state of %s (%s): the key starts fresh", "|".join(key), reason)
+    return False
+
+
 def register(app: faust.App) -> None:
     rt = app.convmon_runtime
     cfg = rt.settings.worker
@@ -189,6 +206,10 @@ def register(app: faust.App) -> None:
 
     restored: set[tuple] = set()
 
+    async def restore(key: tuple, raw) -> None:
+        # parsed and checked on the state thread (like process()): a key's reference is rebuilt there, off the loop
+        await asyncio.get_running_loop().run_in_executor(executor, restore_stored, state, key, raw, rt.metrics)
+
     async def restore_new_keys(records: list[dict]) -> None:
         """Resume the saved state of keys this worker has not seen yet (restart, rebalance)."""
         new = {tuple(m["k"]) for m in records} - restored
@@ -198,15 +219,12 @@ def register(app: faust.App) -> None:
                 "SELECT state FROM model_state_snapshots FINAL WHERE app = {a:String} AND model_name = {n:String} "
                 "AND model_version = {v:String} AND role = {r:String}", dict(zip("anvr", key)))
             if rows:
-                try:
-                    state.restore(key, rows[0][0].encode() if isinstance(rows[0][0], str) else rows[0][0])
-                except Exception as e:  # an unreadable snapshot must not stop the worker
-                    log.warning("could not restore the state of %s: %s", "|".join(key), type(e).__name__)
+                await restore(key, rows[0][0])
 
-    async def save(snapshots) -> None:
-        if snapshots:
+    async def save(due) -> None:
+        if due:
             now = datetime.now(timezone.utc)
-            await rt.sink.write([[*k, now, n, blob.decode()] for k, n, blob in snapshots], table="model_state_snapshots")
+            await rt.sink.write([[*k, now, n, blob.decode()] for k, n, blob in due], table="model_state_snapshots")
 
     async def load_references() -> None:
         rows = await rt.sink.read("SELECT reference FROM drift_baselines FINAL")
@@ -223,10 +241,7 @@ def register(app: faust.App) -> None:
         rows = await rt.sink.read("SELECT app, model_name, model_version, role, state FROM model_state_snapshots FINAL")
         for *key, blob in rows:
             restored.add(tuple(key))
-            try:
-                state.restore(tuple(key), blob.encode() if isinstance(blob, str) else blob)
-            except Exception as e:
-                log.warning("could not restore the state of %s: %s", "|".join(key), type(e).__name__)
+            await restore(tuple(key), blob)
 
     @app.agent(app.signals_topic, name="convmon.model_state", concurrency=1)
     async def model_state(stream):

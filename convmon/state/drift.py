@@ -51,11 +51,14 @@ import hashlib
 import math
 import zlib
 from collections import OrderedDict, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
+
+from . import adwin as adwin_codec
+from . import codec as C
 
 SIGNALS = ("toxicity", "sentiment", "jailbreak")
 STATS = ("centroid", "mmd2")
@@ -227,10 +230,6 @@ def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
 
 
-def _unb64(s: str, dtype, shape) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(s), dtype=dtype).reshape(shape).copy()
-
-
 class Reference:
     """A pinned baseline for one key: embeddings, centroid, kernel bandwidth, calibrated nulls."""
 
@@ -389,19 +388,54 @@ class Reference:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Reference":
-        if d.get("format") != FORMAT_VERSION:
-            raise ValueError(f"unsupported drift reference format {d.get('format')!r}")
-        emb = _unb64(d["embeddings_f16_b64"], "<f2", tuple(d["shape"])).astype(np.float16)
-        nulls = {(n["stat"], int(n["m"])): NullModel(**n) for n in d.get("nulls", [])}
+    def from_dict(cls, d: Mapping[str, Any], where: str = "reference") -> "Reference":
+        """The reference of `to_dict`, read as untrusted input (it comes back from ClickHouse): every field
+        is checked for type, range and shape first; a bad one raises SnapshotError (a ValueError)."""
+        d = C.obj(d, where, ("format", "key", "shape", "embeddings_f16_b64", "n_seen"))
+        if d["format"] != FORMAT_VERSION or isinstance(d["format"], bool):
+            raise C.SnapshotError("version", f"{where}.format")
+        k = d["key"]
+        if isinstance(k, dict):
+            k = [C.obj(k, f"{where}.key", DriftKey._fields)[f] for f in DriftKey._fields]
+        if len(C.lst(k, f"{where}.key", 4)) != 4:
+            raise C.invalid(f"{where}.key: expected 4 parts")
+        key = DriftKey(*(C.string(p, f"{where}.key") for p in k))
+        shape = C.lst(d["shape"], f"{where}.shape", 2)
+        emb = C.decode_array({"dtype": "<f2", "shape": shape, "b64": d["embeddings_f16_b64"]}, where, ndim=2)
+        if emb.shape[0] < 10 or emb.shape[1] < 1:
+            raise C.invalid(f"{where}.shape: a reference needs [n>=10, d>=1] embeddings")
+        stats = {}
+        for name, v in C.obj(d.get("score_stats") or {}, f"{where}.score_stats").items():
+            if name not in SIGNALS:
+                raise C.invalid(f"{where}.score_stats: unknown signal")
+            v = C.obj(v, f"{where}.score_stats.{name}", ("n", "mean", "std"))
+            stats[name] = {"n": C.integer(v["n"], f"{where}.score_stats.n", 0),
+                           "mean": C.number(v["mean"], f"{where}.score_stats.mean"),
+                           "std": C.number(v["std"], f"{where}.score_stats.std")}
+        nulls = {}
+        for i, n in enumerate(C.lst(d.get("nulls", []), f"{where}.nulls", 10_000)):
+            w = f"{where}.nulls[{i}]"
+            n = C.obj(n, w, tuple(f.name for f in fields(NullModel)))
+            if n["stat"] not in STATS:
+                raise C.invalid(f"{w}.stat: unknown statistic")
+            nm = NullModel(n["stat"], C.integer(n["m"], f"{w}.m", 1), C.integer(n["n_ref"], f"{w}.n_ref", 1),
+                           C.integer(n["n_boot"], f"{w}.n_boot", 1),
+                           *(float(C.number(n[f], f"{w}.{f}")) for f in ("q50", "q75", "u", "beta", "q99_empirical",
+                                                                          "max_boot")))  # fmt: skip
+            nulls[(nm.stat, nm.m)] = nm
         ts = d.get("created_ts")
         if isinstance(ts, str):
             try:
                 ts = datetime.fromisoformat(ts)
             except ValueError:
                 pass
-        return cls(as_key(d["key"]), emb, d["n_seen"], d.get("score_stats"), ts, d.get("n_boot", 2000),
-                   d.get("seed", 0), d.get("bandwidth_sq"), nulls)  # fmt: skip
+        elif ts is not None:
+            ts = C.number(ts, f"{where}.created_ts")
+        bw = d.get("bandwidth_sq")
+        return cls(key, emb.astype(np.float16), C.integer(d["n_seen"], f"{where}.n_seen", 0), stats, ts,
+                   C.integer(d.get("n_boot", 2000), f"{where}.n_boot", 1, 10_000_000),
+                   C.integer(d.get("seed", 0), f"{where}.seed", 0, 2**63),
+                   None if bw is None else float(C.number(bw, f"{where}.bandwidth_sq")), nulls)  # fmt: skip
 
 
 class ReferenceBuilder:
@@ -429,6 +463,53 @@ class ReferenceBuilder:
             for s in SIGNALS:
                 if scores.get(s) is not None:
                     self.scores[s].append(float(scores[s]))
+
+    # -- snapshot (plain data) -------------------------------------------------------------------
+
+    def to_snapshot(self) -> dict[str, Any]:
+        bg = self.rng.bit_generator
+        st = bg.state
+        if not isinstance(bg, np.random.PCG64):  # pragma: no cover - _state always makes a PCG64
+            raise TypeError("only PCG64 reservoir generators are snapshotted")
+        return {
+            "size": self.size,
+            "n_seen": self.n_seen,
+            "items": C.encode_array(np.stack(self.items)) if self.items else None,
+            "scores": {s: list(v) for s, v in self.scores.items()},
+            "first_ts": C.encode_ts(self.first_ts),
+            # the reservoir's random generator, so the sample continues exactly as without a restart
+            "rng": {"state": hex(st["state"]["state"]), "inc": hex(st["state"]["inc"]),
+                    "has_uint32": st["has_uint32"], "uinteger": st["uinteger"]},
+        }
+
+    @classmethod
+    def from_snapshot(cls, x: Any, where: str = "builder") -> "ReferenceBuilder":
+        d = C.obj(x, where, ("size", "n_seen", "items", "scores", "first_ts", "rng"))
+        size = C.integer(d["size"], f"{where}.size", 10, 1_000_000)  # a pinned reference needs >= 10 rows
+        r = C.obj(d["rng"], f"{where}.rng", ("state", "inc", "has_uint32", "uinteger"))
+        try:
+            state, inc = (int(C.string(r[k], f"{where}.rng.{k}", 40), 16) for k in ("state", "inc"))
+        except ValueError:
+            raise C.invalid(f"{where}.rng: bad generator state") from None
+        if not (0 <= state < 2**128 and 0 <= inc < 2**128):
+            raise C.invalid(f"{where}.rng: bad generator state")
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc},
+                                   "has_uint32": C.integer(r["has_uint32"], f"{where}.rng.has_uint32", 0, 1),
+                                   "uinteger": C.integer(r["uinteger"], f"{where}.rng.uinteger", 0, 2**32 - 1)}
+        b = cls(size, rng)
+        b.n_seen = C.integer(d["n_seen"], f"{where}.n_seen", 0)
+        if d["items"] is not None:
+            items = C.decode_array(d["items"], f"{where}.items", ndim=2).astype(np.float32)
+            b.items = list(items)
+        if len(b.items) != min(size, b.n_seen):  # the reservoir holds min(size, n_seen) items
+            raise C.invalid(f"{where}.items: does not match size/n_seen")
+        scores = C.obj(d["scores"], f"{where}.scores")
+        for s in SIGNALS:
+            vals = C.lst(scores.get(s, []), f"{where}.scores.{s}", b.n_seen)
+            b.scores[s] = [float(C.number(v, f"{where}.scores.{s}")) for v in vals]
+        b.first_ts = C.decode_ts(d["first_ts"], f"{where}.first_ts")
+        return b
 
 
 # --------------------------------------------------------------------------- reports
@@ -488,6 +569,82 @@ class _KeyState:
         self.baseline: Optional[Reference] = None  # previous version's reference
         self.version_checked = False
 
+    # -- snapshot (plain data) -------------------------------------------------------------------
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """Everything of this key as JSON-ready data: counters, reference and baseline (embeddings,
+        bandwidth, calibrated nulls), the reservoir builder, the live window and the ADWIN detector."""
+        buf = list(self.buf)
+        return {
+            "turns": self.turns, "live": self.live, "looks": self.looks, "pending": self.pending,
+            "episode": self.episode, "episode_turn": self.episode_turn, "version_checked": self.version_checked,
+            "ref": self.ref.to_dict() if self.ref is not None else None,
+            "baseline": self.baseline.to_dict() if self.baseline is not None else None,
+            "builder": self.builder.to_snapshot() if self.builder is not None else None,
+            "adwin": adwin_codec.to_snapshot(self.adwin) if self.adwin is not None else None,
+            "buf": {
+                "turn": [it[0] for it in buf],
+                "ts": [C.encode_ts(it[2]) for it in buf],
+                "scores": [None if it[3] is None else {k: C.plain_number(v) for k, v in it[3].items()} for it in buf],
+                "emb": C.encode_array(np.stack([it[1] for it in buf])) if buf else None,
+            },
+        }  # fmt: skip
+
+    @classmethod
+    def from_snapshot(cls, x: Any, key: DriftKey, cfg: DriftConfig, where: str = "drift") -> "_KeyState":
+        """The key state of `to_snapshot`, checked field by field; a ValueError (SnapshotError) if unusable."""
+        d = C.obj(x, where, ("turns", "live", "looks", "pending", "episode", "episode_turn", "version_checked",
+                             "ref", "baseline", "builder", "adwin", "buf"))  # fmt: skip
+        ref = None if d["ref"] is None else Reference.from_dict(d["ref"], f"{where}.ref")
+        baseline = None if d["baseline"] is None else Reference.from_dict(d["baseline"], f"{where}.baseline")
+        builder = None if d["builder"] is None else ReferenceBuilder.from_snapshot(d["builder"], f"{where}.builder")
+        if ref is not None and ref.key != key:
+            raise C.SnapshotError("key_mismatch", f"{where}.ref.key")
+        if (ref is None) == (builder is None):
+            raise C.invalid(f"{where}: needs either a reference or a reference builder")
+        st = cls(key, builder, cfg.window)
+        st.ref, st.baseline = ref, baseline
+        st.turns = C.integer(d["turns"], f"{where}.turns", 0)
+        st.live = C.integer(d["live"], f"{where}.live", 0, st.turns)
+        st.looks = C.integer(d["looks"], f"{where}.looks", 0)
+        st.pending = C.boolean(d["pending"], f"{where}.pending")
+        st.episode = C.boolean(d["episode"], f"{where}.episode")
+        st.episode_turn = C.integer(d["episode_turn"], f"{where}.episode_turn", -1)
+        st.version_checked = C.boolean(d["version_checked"], f"{where}.version_checked")
+        b = C.obj(d["buf"], f"{where}.buf", ("turn", "ts", "scores", "emb"))
+        turns = [C.integer(t, f"{where}.buf.turn", 0) for t in C.lst(b["turn"], f"{where}.buf.turn", 1_000_000)]
+        ts = [C.decode_ts(t, f"{where}.buf.ts") for t in C.lst(b["ts"], f"{where}.buf.ts", len(turns))]
+        scores = []
+        for sc in C.lst(b["scores"], f"{where}.buf.scores", len(turns)):
+            if sc is not None:
+                sc = {k: C.number(v, f"{where}.buf.scores") for k, v in C.obj(sc, f"{where}.buf.scores").items()}
+                if not set(sc) <= set(SIGNALS):
+                    raise C.invalid(f"{where}.buf.scores: unknown signal")
+            scores.append(sc)
+        emb = None if b["emb"] is None else C.decode_array(b["emb"], f"{where}.buf.emb", ndim=2).astype(np.float32)
+        if not (len(ts) == len(scores) == len(turns) == (0 if emb is None else len(emb))):
+            raise C.invalid(f"{where}.buf: columns differ in length")
+        dims = {r.dim for r in (ref, baseline) if r is not None}
+        if emb is not None:
+            dims.add(emb.shape[1])
+        if builder is not None and builder.items:
+            dims.add(builder.items[0].shape[0])
+        if len(dims) > 1:
+            raise C.invalid(f"{where}: embeddings of different dimensions")
+        st.buf.extend(zip(turns, list(emb) if emb is not None else [], ts, scores))
+        if ref is not None:
+            if d["adwin"] is None:
+                raise C.invalid(f"{where}.adwin: missing")
+            st.adwin, exact = adwin_codec.from_snapshot(d["adwin"], f"{where}.adwin")
+            if not exact:
+                # no window to rebuild (another river layout): a fresh detector, primed with the reference's
+                # no-drift level exactly as when the reference was pinned; it re-learns the live level
+                for dist in ref.loo_distances():
+                    st.adwin.update(float(dist))
+        elif d["adwin"] is not None:
+            raise C.invalid(f"{where}.adwin: without a reference")
+        return st
+
 
 def _new_adwin(cfg: DriftConfig):
     try:
@@ -529,6 +686,28 @@ class DriftMonitor:
         else:
             self._states.move_to_end(key)
         return st
+
+    # -- snapshots: one key's whole state as plain data ------------------------------------------
+
+    def to_snapshot(self, key) -> Optional[dict[str, Any]]:
+        st = self._states.get(as_key(key))
+        return st.to_snapshot() if st is not None else None
+
+    def from_snapshot(self, key, data: Any) -> _KeyState:
+        """Parse and check a key's snapshot (nothing changes here; `restore` installs it)."""
+        return _KeyState.from_snapshot(data, as_key(key), self.cfg)
+
+    def restore(self, st: _KeyState) -> None:
+        """Install a key state parsed by `from_snapshot` (replacing the key's current state)."""
+        self._states[st.key] = st
+        self._states.move_to_end(st.key)
+        while len(self._states) > self.cfg.max_keys:
+            self._states.popitem(last=False)
+        if st.ref is not None:
+            self._latest[st.key.family] = st.ref
+            self._latest.move_to_end(st.key.family)
+            while len(self._latest) > self.cfg.max_keys:
+                self._latest.popitem(last=False)
 
     def load_reference(self, ref: Reference) -> None:
         """Restore a pinned reference (e.g. read back from `drift_baselines` after a restart)."""

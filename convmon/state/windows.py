@@ -10,11 +10,13 @@ earlier row rather than adding to it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
+
+from . import codec as C
 
 WINDOW_S = 60
 RESERVOIR = 2048  # toxicity values kept per window for the p95
@@ -31,6 +33,37 @@ class _Bucket:
     policy_hits: int = 0
     pii_turns: int = 0
     drift_score: Optional[float] = None
+
+    def to_snapshot(self, start: int) -> dict[str, Any]:
+        d = {k: (v if v is None or isinstance(v, list) else C.plain_number(v)) for k, v in asdict(self).items()}
+        return {"start": start, **d, "tox": [C.plain_number(v) for v in self.tox]}
+
+    @classmethod
+    def from_snapshot(cls, x: Any, where: str) -> tuple[int, "_Bucket"]:
+        d = C.obj(x, where, ("start", "turns", "tox", "tox_sum", "sent_sum", "sent_n", "jailbreak_hits",
+                             "policy_hits", "pii_turns", "drift_score"))  # fmt: skip
+        start = C.integer(d["start"], f"{where}.start", 0, 2**32 - 1)  # window_stats.window_start is a DateTime
+        if start % WINDOW_S:
+            raise C.invalid(f"{where}.start: not a window start")
+        turns = C.integer(d["turns"], f"{where}.turns", 1)
+        b = cls(turns=turns,
+                tox=[C.number(v, f"{where}.tox") for v in C.lst(d["tox"], f"{where}.tox", min(turns, RESERVOIR))],
+                tox_sum=C.number(d["tox_sum"], f"{where}.tox_sum"),
+                sent_sum=C.number(d["sent_sum"], f"{where}.sent_sum"),
+                sent_n=C.integer(d["sent_n"], f"{where}.sent_n", 0, turns),
+                jailbreak_hits=C.integer(d["jailbreak_hits"], f"{where}.jailbreak_hits", 0, turns),
+                policy_hits=C.integer(d["policy_hits"], f"{where}.policy_hits", 0, turns),
+                pii_turns=C.integer(d["pii_turns"], f"{where}.pii_turns", 0, turns),
+                drift_score=C.opt_number(d["drift_score"], f"{where}.drift_score"))  # fmt: skip
+        return start, b
+
+
+@dataclass
+class WindowKeyState:
+    """One key's open windows and watermark, parsed from a snapshot."""
+
+    buckets: dict[int, _Bucket]
+    watermark: float
 
 
 @dataclass
@@ -65,6 +98,32 @@ class MinuteWindows:
         self.buckets: dict[tuple, dict[int, _Bucket]] = {}
         self.watermark: dict[tuple, float] = {}
         self.late_dropped = 0
+
+    # -- snapshots: one key as plain data --------------------------------------------------------
+
+    def to_snapshot(self, key: tuple) -> Optional[dict[str, Any]]:
+        buckets = self.buckets.get(key)
+        if buckets is None:
+            return None
+        return {"watermark": self.watermark.get(key, float("-inf")),
+                "buckets": [b.to_snapshot(start) for start, b in buckets.items()]}
+
+    @staticmethod
+    def from_snapshot(x: Any, where: str = "windows") -> WindowKeyState:
+        d = C.obj(x, where, ("watermark", "buckets"))
+        buckets = {}
+        for i, b in enumerate(C.lst(d["buckets"], f"{where}.buckets", 100_000)):
+            start, bucket = _Bucket.from_snapshot(b, f"{where}.buckets[{i}]")
+            if start in buckets:
+                raise C.invalid(f"{where}.buckets: a window twice")
+            buckets[start] = bucket
+        wm = C.number(d["watermark"], f"{where}.watermark")
+        if not (math.isfinite(wm) or wm == float("-inf")):  # NaN or +inf: no window would ever close/open again
+            raise C.invalid(f"{where}.watermark: out of range")
+        return WindowKeyState(buckets, wm)
+
+    def restore(self, key: tuple, ks: WindowKeyState) -> None:
+        self.buckets[key], self.watermark[key] = ks.buckets, ks.watermark
 
     def add(self, key: tuple, ts: float, toxicity: Optional[float], sentiment: Optional[float],
             jailbreak_hit: bool, policy_hit: bool, pii: bool) -> None:

@@ -195,3 +195,53 @@ def test_skipped_offsets_are_read_again(app, monkeypatch):
     assert seeks == [(0, 20)]
     metrics = app.convmon_runtime.metrics.registry
     assert metrics.get_sample_value("convmon_offset_gaps_total", {"topic": app.turns_topic.get_topic_name()}) == 1
+
+
+def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_rows(app, tmp_path):
+    """At start the model-state agent restores every stored snapshot from ClickHouse: a valid JSON one
+    resumes its key (counters carry on), a legacy pickle row (here one that would write a file) is skipped
+    unread, counted, and replaced by the key's first JSON snapshot."""
+    from convmon.agents.model_state import ModelState
+    from convmon.alerting.rules import RuleSet
+    from convmon.state.drift import DriftMonitor
+    from convmon.state.rates import RateMonitor
+    from convmon.state.windows import MinuteWindows
+    from convmon.store.clickhouse import connect
+    from convmon.store.migrate import migrate
+    from tests.unit.test_model_state import KEY, rec
+    from tests.unit.test_state_snapshot import legacy_row
+
+    old_key = (KEY[0], KEY[1], "2023-01-01", KEY[3])
+    before = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    before.process([dict(rec(1_800_000_000 + i, tox_hit=i % 4 == 0), id=f"b{i}", _p=7, _o=i) for i in range(80)])
+    target = tmp_path / "pwned"
+    client = connect(app.convmon_runtime.settings.clickhouse)
+    migrate(client)
+    client.insert("model_state_snapshots",
+                  [[*KEY, 0, 80, before.snapshot(KEY).decode()], [*old_key, 0, 5, legacy_row(target)]],
+                  column_names=["app", "model_name", "model_version", "role", "taken_at", "turns", "state"])
+
+    after = [dict(rec(1_800_000_100 + i), id=f"a{i}") for i in range(20)]
+    after += [dict(rec(1_800_000_100 + i), id=f"o{i}", k=list(old_key)) for i in range(10)]
+
+    async def feed():
+        async with app.model_state.test_context() as agent:
+            for r in after:
+                await agent.put(json.dumps(r).encode(), key="|".join(r["k"]).encode())
+            for _ in range(200):
+                if sum(agent.results.values()) >= len(after):
+                    break
+                await asyncio.sleep(0.05)
+            return sum(agent.results.values())
+
+    assert asyncio.run(feed()) == len(after)
+    assert not target.exists()
+    state = app.convmon_model_state
+    assert state.rates.turns[KEY] == 80 + 20  # resumed from the JSON snapshot, every turn once
+    assert state.rates.turns[old_key] == 10  # the pickled state was not used: the key started fresh
+    registry = app.convmon_runtime.metrics.registry
+    assert registry.get_sample_value("convmon_snapshot_rejected_total", {"reason": "legacy_pickle"}) == 1
+    assert registry.get_sample_value("convmon_snapshot_rejected_total", {"reason": "invalid"}) == 0
+    rows = client.query("SELECT model_version, turns, state FROM model_state_snapshots FINAL").result_rows
+    assert {v: n for v, n, _ in rows} == {KEY[2]: 100, old_key[2]: 10}
+    assert all(json.loads(s)["v"] == 1 for _, _, s in rows)  # the pickle row is replaced by JSON
