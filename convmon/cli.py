@@ -19,8 +19,10 @@ def _settings(ctx: click.Context) -> Settings:
     if ctx.obj is None:
         try:
             ctx.obj = load_settings()
-        except Exception as e:
-            raise click.ClickException(f"invalid configuration: {e}") from None
+        except Exception as e:  # SettingsError names fields, never values; mask URLs in anything else
+            from .redact import mask_text
+
+            raise click.ClickException(f"invalid configuration: {mask_text(str(e))}") from None
     return ctx.obj
 
 
@@ -191,25 +193,75 @@ def _models_dir(settings: Settings) -> Path:
 
 @main.group()
 def models() -> None:
-    """The ONNX model suite: build, verify, evaluate."""
+    """The ONNX model suite: prepare data, train, build, verify, evaluate."""
+
+
+@models.command("data")
+@click.option("--mirrors", type=click.Path(file_okay=False, path_type=Path), default=Path("/work/.mirror"),
+              show_default=True, help="folder of bare git mirrors, one per public repository (owner+name/)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path.home() / ".cache" / "convmon" / "public-data", show_default=True,
+              help="where the prepared sets go; `--out models/data/public` refreshes the committed copy")
+def models_data(mirrors: Path, out: Path) -> None:
+    """Rebuild the public labelled sets from pinned repositories (dev-time; see models/data/public/DATA_CARD.md)."""
+    from .modelsuite.public.prepare import prepare
+
+    counts = prepare(out, mirrors, log=lambda msg: click.echo(msg, err=True))
+    for task in sorted({c["task"] for c in counts.values()}):
+        parts = [f"{sid} ({c['role']}) {c['rows']}" for sid, c in sorted(counts.items()) if c["task"] == task]
+        click.echo(f"{task:<10} " + ", ".join(parts))
+
+
+@models.command("train")
+@click.option("--dir", "models_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="models folder (default: the packaged models/)")
+@click.option("--epochs", type=int, default=None, help="training epochs (default from TrainConfig)")
+@click.pass_context
+def models_train(ctx: click.Context, models_dir: Path | None, epochs: int | None) -> None:
+    """Fine-tune the encoder's top layers and the heads on models/data (torch; `make train-deps`). Slow: see README."""
+    from dataclasses import replace
+
+    from .modelsuite.train import TrainConfig, train
+
+    d = models_dir or _models_dir(_settings(ctx))
+    cfg = TrainConfig() if epochs is None else replace(TrainConfig(), epochs=epochs)
+    info = train(d, cfg, log=lambda msg: click.echo(msg, err=True))
+    click.echo(f"trained in {info['seconds'] / 60:.1f} min, kept epoch {info['kept_epoch']} → {d}/trained/ "
+               f"(now run `convmon models build`)")
 
 
 @models.command("build")
 @click.option("--dir", "models_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="models folder (default: the packaged models/)")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/models-eval.json"),
+              show_default=True, help="where the cross-source evaluation report goes")
 @click.pass_context
-def models_build(ctx: click.Context, models_dir: Path | None) -> None:
-    """Rebuild models/ from the pinned packages and the labelled data (needs `make models-deps`)."""
+def models_build(ctx: click.Context, models_dir: Path | None, report: Path) -> None:
+    """Rebuild models/suite.onnx, manifest and card from the pinned inputs (torch-free; `make models`)."""
     from .modelsuite.build import build
+    from .modelsuite.card import TARGETS
 
     d = models_dir or _models_dir(_settings(ctx))
     m = build(d, log=lambda msg: click.echo(msg, err=True))
-    dev = m["metrics"]["dev"]
-    click.echo(f"built {m['suite']['version']} in {m['build']['seconds']}s → {d}")
-    click.echo(f"  dev: toxicity AUC {dev['toxicity']['auc']}, sentiment macro-F1 {dev['sentiment']['macro_f1']}, "
-               f"jailbreak AUC {dev['jailbreak']['auc']}" + "".join(
-                   f", {p} AUC {dev[p]['auc']} (FPR on quotes/rebuttals {dev[p].get('fpr_quote_rebut')})"
-                   for p in m["suite"]["policies"]))
+    ev = m["metrics"]["eval"]
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({
+        "command": "convmon models build",
+        "suite_version": m["suite"]["version"],
+        "protocol": "public sources are either training sources (their ~15% dev split picks epochs and thresholds) "
+                    "or evaluation-only sources (never trained or tuned on); hand-written dev sets are evaluation-only",
+        "targets": {t: {"metric": k, "goal": g} for t, (k, g) in TARGETS.items()},
+        "thresholds": {**m["suite"]["thresholds"], **m["suite"]["policy_thresholds"]},
+        "eval": ev,
+        "int8_vs_fp32": m["int8_vs_fp32"],
+    }, indent=2) + "\n")
+    click.echo(f"built {m['suite']['version']} in {m['build']['seconds']}s → {d}; report → {report}")
+    for name, r in ev.items():
+        metric, goal = TARGETS.get(r["task"], ("auc", None))
+        value = r.get("macro_f1" if r["task"] == "sentiment" else "auc")
+        target = f" (target ≥ {goal}: {'met' if value is not None and value >= goal else 'NOT met'})" \
+            if name.startswith("public:") and goal else ""
+        click.echo(f"  {name:<28} {'macro-F1' if r['task'] == 'sentiment' else 'AUC'} {value}{target}")
     a = m["int8_vs_fp32"]
     click.echo(f"  int8 vs fp32: embedding cosine mean {a['embedding_cosine_mean']}, min {a['embedding_cosine_min']}")
 
@@ -392,8 +444,8 @@ def config_check(ctx: click.Context) -> None:
 @config.command("show")
 @click.pass_context
 def config_show(ctx: click.Context) -> None:
-    """Print the effective settings as JSON (secrets masked)."""
-    click.echo(_settings(ctx).model_dump_json(indent=2))
+    """Print the effective settings as JSON (secrets, URL passwords and secret URL parameters masked)."""
+    click.echo(json.dumps(_settings(ctx).masked(), indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":  # pragma: no cover

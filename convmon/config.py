@@ -12,11 +12,32 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from .redact import describe_validation_error, mask_data
 
-class TopicSettings(BaseModel):
+
+class InvalidSettingsError(ValueError):
+    """Invalid settings. The message names each field and why, never the value (it may be a secret)."""
+
+    def __init__(self, e: ValidationError):
+        super().__init__(describe_validation_error(e, env_prefix="CONVMON_"))
+        self._errors = e.errors(include_input=False, include_url=False, include_context=False)
+
+    def errors(self) -> list[dict]:
+        return self._errors
+
+
+class _MaskedRepr:
+    """repr()/str() with secrets masked (convmon.redact), so a logged settings object leaks nothing."""
+
+    def __repr_args__(self):
+        for k, v in super().__repr_args__():  # type: ignore[misc]
+            yield k, (v if isinstance(v, BaseModel) else mask_data(v, k or ""))
+
+
+class TopicSettings(_MaskedRepr, BaseModel):
     turns: str = "chat.turns"
     dlq: str = "chat.turns.dlq"
     scores: str = "chat.scores"
@@ -26,7 +47,7 @@ class TopicSettings(BaseModel):
     replication_factor: int = Field(1, ge=1)
 
 
-class WorkerSettings(BaseModel):
+class WorkerSettings(_MaskedRepr, BaseModel):
     app_id: str = Field("convmon", description="Faust app id = Kafka consumer group")
     batch_size: int = Field(512, ge=1, description="max turns per scoring micro-batch")
     batch_within_s: float = Field(0.2, gt=0, description="max wait to fill a micro-batch")
@@ -42,7 +63,7 @@ class WorkerSettings(BaseModel):
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port on 127.0.0.1 (0 = off)")
 
 
-class KafkaSettings(BaseModel):
+class KafkaSettings(_MaskedRepr, BaseModel):
     bootstrap: str = "127.0.0.1:9092"
     security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL")
     sasl_mechanism: Optional[str] = None
@@ -51,7 +72,7 @@ class KafkaSettings(BaseModel):
     ssl_cafile: Optional[Path] = None
 
 
-class ClickHouseSettings(BaseModel):
+class ClickHouseSettings(_MaskedRepr, BaseModel):
     url: str = ""  # filled from var when empty: chdb://<var>/clickhouse
     database: str = "convmon"
     username: Optional[str] = None
@@ -59,14 +80,14 @@ class ClickHouseSettings(BaseModel):
     insert_batch_rows: int = Field(10000, ge=1)
 
 
-class ScoringSettings(BaseModel):
+class ScoringSettings(_MaskedRepr, BaseModel):
     models: bool = Field(True, description="run the ONNX model suite (toxicity, sentiment, jailbreak, policies)")
     models_dir: Optional[Path] = Field(None, description="model suite folder (default: the packaged models/)")
     child_process: bool = Field(True, description="run the encoder in a child process of the worker, where it "
                                 "never waits for the worker's GIL (see convmon/scoring/encoder_process.py)")
 
 
-class AlertingSettings(BaseModel):
+class AlertingSettings(_MaskedRepr, BaseModel):
     rules_file: Optional[Path] = Field(None, description="alert rules TOML (default: infra/alerting/rules.toml)")
     channels: list[dict] = Field(
         default_factory=list,
@@ -76,13 +97,13 @@ class AlertingSettings(BaseModel):
     sweep_interval_s: float = Field(15, gt=0, description="how often quiet incidents are checked for resolution")
 
 
-class DynamicsSettings(BaseModel):
+class DynamicsSettings(_MaskedRepr, BaseModel):
     ttl_s: float = Field(6 * 3600, gt=0, description="conversation state expires after this much inactivity")
     expire_check_s: float = Field(300, gt=0, description="how often expired conversations are swept")
     detector: dict = Field(default_factory=dict, description="ShiftConfig overrides (convmon/state/dynamics.py)")
 
 
-class GrafanaSettings(BaseModel):
+class GrafanaSettings(_MaskedRepr, BaseModel):
     url: str = "http://127.0.0.1:3000"
     token: Optional[SecretStr] = Field(None, description="Grafana service-account token (CONVMON_GRAFANA__TOKEN)")
     clickhouse_host: str = Field("clickhouse", description="ClickHouse host as Grafana reaches it")
@@ -93,11 +114,11 @@ class GrafanaSettings(BaseModel):
     clickhouse_password: Optional[SecretStr] = None
 
 
-class PrivacySettings(BaseModel):
+class PrivacySettings(_MaskedRepr, BaseModel):
     store_raw_text: bool = Field(False, description="opt-in: also store the unredacted text in ClickHouse")
 
 
-class Settings(BaseSettings):
+class Settings(_MaskedRepr, BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CONVMON_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
@@ -115,6 +136,13 @@ class Settings(BaseSettings):
     dynamics: DynamicsSettings = DynamicsSettings()
     grafana: GrafanaSettings = GrafanaSettings()
     privacy: PrivacySettings = PrivacySettings()
+
+    def __init__(self, *args, **kwargs) -> None:
+        # pydantic's own message quotes the input (`input_value=...`): report fields and reasons only.
+        try:
+            super().__init__(*args, **kwargs)
+        except ValidationError as e:
+            raise InvalidSettingsError(e) from None
 
     @field_validator("var")
     @classmethod
@@ -160,6 +188,10 @@ class Settings(BaseSettings):
                 out[k.strip()] = v.strip().strip('"').strip("'")
         out.update({k: v for k, v in os.environ.items() if k.startswith("CONVMON_") or k.endswith("_URL")})
         return out
+
+    def masked(self) -> dict:
+        """The settings as JSON-able data with every secret masked (convmon.redact): safe to print or log."""
+        return mask_data(self)
 
     @property
     def embedded_clickhouse(self) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from .config import Settings
+from .redact import mask_text, mask_url
 
 LOCAL = {"127.0.0.1", "localhost", "::1"}
 
@@ -39,8 +40,8 @@ def check(s: Settings) -> list[Finding]:
     proto = s.kafka.security_protocol.upper()
     if remote_kafka and proto == "PLAINTEXT":
         out.append(Finding("unsafe", "kafka.security_protocol",
-                           f"PLAINTEXT to a remote broker ({s.kafka.bootstrap}): chat text crosses the network "
-                           "unencrypted and unauthenticated; use SASL_SSL or SSL"))
+                           f"PLAINTEXT to a remote broker ({mask_text(s.kafka.bootstrap)}): chat text crosses the "
+                           "network unencrypted and unauthenticated; use SASL_SSL or SSL"))
     if proto == "SASL_PLAINTEXT":
         out.append(Finding("unsafe", "kafka.security_protocol",
                            "SASL_PLAINTEXT sends credentials and chat text unencrypted; use SASL_SSL"))
@@ -62,7 +63,9 @@ def check(s: Settings) -> list[Finding]:
     for spec in s.alerting.channels:
         name = spec.get("name") or spec.get("type")
         clear = spec.get("url", "") or ""
-        if spec.get("type") in ("slack", "pagerduty") or "token" in clear or "key=" in clear:
+        # mask_url changes a URL exactly when it carries a password or a secret-named parameter
+        secret_url = "token" in clear or "key=" in clear or mask_url(clear) != clear
+        if spec.get("type") in ("slack", "pagerduty") or secret_url:
             if clear:
                 out.append(Finding("unsafe", f"alerting.channels[{name}].url",
                                    "a secret-bearing URL is written in the config; name an environment variable "

@@ -22,7 +22,9 @@ from typing import Optional
 import click
 
 from .config import Settings
+from .redact import mask_url
 from .produce import TurnPublisher, complete, read_jsonl
+from .scoring.suite import default_model_dir
 
 MALFORMED = [
     (b"this is not json", "invalid_json"),
@@ -186,7 +188,7 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
         "",
         f"convmon demo — run {run_id}",
         f"  turns published        {n_turns}",
-        f"  turns stored           {stored} (in {convs} conversations, ClickHouse at {settings.clickhouse.url})",
+        f"  turns stored           {stored} (in {convs} conversations, ClickHouse at {mask_url(settings.clickhouse.url)})",
         f"  dead-lettered          {len(dead)} ({', '.join(sorted(dead)) or 'none'})",
         "",
         "  by app and model version:",
@@ -202,14 +204,18 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
                             "AND pii_count > 0 ORDER BY conversation_id, turn_index LIMIT 3"):
         out.append(f"    e.g. {conv}#{idx}: {red[:100]}")
     out.append("")
-    out.append("  model scores (one int8 encoder pass per turn):")
+    out.append("  model scores (one int8 encoder pass per turn; thresholds: the suite's calibrated decisions):")
+    models_dir = Path(settings.scoring.models_dir or default_model_dir())
+    thresholds = json.loads((models_dir / "manifest.json").read_text())["suite"]["thresholds"]
+    t_tox, t_jb = float(thresholds["toxicity"]), float(thresholds["jailbreak"])
     (tox, jb, pol, neg, n_scored), = q(
-        f"SELECT countIf(toxicity >= 0.9), countIf(role = 'user' AND jailbreak >= 0.9), countIf(length(policy_hits) > 0), "
-        f"countIf(sentiment_label = 'negative'), countIf(toxicity IS NOT NULL) FROM turns FINAL WHERE {where}")
-    out.append(f"    scored by the model suite {n_scored}; toxic (≥0.9) {tox}; jailbreak attempts (≥0.9) {jb}; "
+        f"SELECT countIf(toxicity >= {t_tox}), countIf(role = 'user' AND jailbreak >= {t_jb}), "
+        f"countIf(length(policy_hits) > 0), countIf(sentiment_label = 'negative'), countIf(toxicity IS NOT NULL) "
+        f"FROM turns FINAL WHERE {where}")
+    out.append(f"    scored by the model suite {n_scored}; toxic (≥{t_tox:.2f}) {tox}; jailbreak attempts (≥{t_jb:.2f}) {jb}; "
                f"policy hits {pol}; negative sentiment {neg}")
     for conv, idx, tox_s, red in q(f"SELECT conversation_id, turn_index, toxicity, text_redacted FROM turns FINAL "
-                                   f"WHERE {where} AND toxicity >= 0.9 ORDER BY toxicity DESC LIMIT 2"):
+                                   f"WHERE {where} AND toxicity >= {t_tox} ORDER BY toxicity DESC LIMIT 2"):
         out.append(f"    e.g. toxic {tox_s:.2f} {conv}#{idx}: {red[:80]}")
     out.append("")
     out.append("  alerts (after dedup and grouping; no channel configured in the demo):")

@@ -229,19 +229,14 @@ def _run(settings: Settings, turns: list[dict], rate: float | None, log: Callabl
 
 
 def _encoder_ceiling(turns: list[dict], threads: int) -> float:
-    from .modelsuite import graph
-    from .modelsuite.build import source_file
+    from .modelsuite.build import int8_graph
     from .scoring.suite import Encoder
 
-    src, _ = source_file("encoder")
     models = default_model_dir()
     texts = [t["text"] for t in turns]
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        graph.fold_to_fp32(src, tmp / "f.onnx")
-        graph.add_pooling(tmp / "f.onnx", tmp / "p.onnx")
-        graph.quantize(tmp / "p.onnx", tmp / "e.onnx")
-        enc = Encoder(tmp / "e.onnx", models / "tokenizer.json", threads)
+        enc = Encoder(int8_graph(models, tmp / "e.onnx"), models / "tokenizer.json", threads)
         enc.run(texts[:32])
         rates = []
         for _ in range(3):  # the median of three passes: one pass on a shared 2-core VM varies by ±20%

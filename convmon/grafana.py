@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Callable, Optional
 
 from .config import GrafanaSettings
+from .redact import mask_text, mask_url
 
 DATASOURCE_UID = "convmon-clickhouse"
 FOLDER_UID = "convmon"
@@ -41,7 +42,7 @@ def _request(base: str, token: Optional[str], method: str, path: str, body: Opti
             payload = {}
         return e.code, payload
     except urllib.error.URLError as e:
-        raise GrafanaError(f"cannot reach Grafana at {base}: {e.reason}") from None
+        raise GrafanaError(f"cannot reach Grafana at {mask_url(base)}: {mask_text(str(e.reason))}") from None
 
 
 def datasource_payload(cfg: GrafanaSettings) -> dict:

@@ -8,7 +8,8 @@
                       toxicity, sentiment, jailbreak, each policy, and the drift embedding. Each is
                       the same int8 MiniLM, so the baseline is generous: the peers' per-scanner
                       models are 100M+ parameters.
-Turns: short (≈15 tokens) and long (≈60 tokens) texts drawn from our labelled dev sets.
+Turns: short (≈15 tokens), long (≈60 tokens) and very long (≈1,000 tokens: scored in 5 overlapping
+windows) texts drawn from our labelled dev sets.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from typing import Callable
 import numpy as np
 
 from ..scoring.suite import Encoder, make_tokenizer
-from . import graph
-from .build import load_policies, read_set, source_file
+from .build import int8_graph, merged_weights, write_graphs
+from .evaluate import read_set
 
 
 def _texts(models_dir: Path, tokenizer_path: Path) -> dict[str, list[str]]:
@@ -47,7 +48,9 @@ def _texts(models_dir: Path, tokenizer_path: Path) -> dict[str, list[str]]:
             if n_buf <= 68:
                 long.append(" ".join(buf))
             buf, n_buf = [], 0
-    return {"short": short[:256], "long": long[:256]}
+    # ≈1,000-token messages: scored in windows (5 windows of 256 word pieces), the cost of long turns
+    xlong = [" ".join(long[i : i + 16]) for i in range(0, min(len(long), 256) - 16, 4)]
+    return {"short": short[:256], "long": long[:256], "xlong": xlong[:48]}
 
 
 def _measure(fn: Callable[[list[str]], object], texts: list[str], batch: int, seconds: float) -> dict:
@@ -77,27 +80,20 @@ def run_bench(models_dir: Path, seconds: float = 3.0, threads: int = 1, log=prin
     manifest = json.loads((models_dir / "manifest.json").read_text())
     suite_path = models_dir / manifest["suite"]["file"]
     tok_path = models_dir / manifest["suite"]["tokenizer"]
-    encoder_src, _ = source_file("encoder")
     with tempfile.TemporaryDirectory(prefix="convmon-bench-") as tmp_s:
         tmp = Path(tmp_s)
         log("building the comparison graphs (bare int8 encoder, fp32 suite, one model per check)…")
-        graph.fold_to_fp32(encoder_src, tmp / "folded.onnx")
-        graph.add_pooling(tmp / "folded.onnx", tmp / "enc_fp32.onnx")
-        graph.quantize(tmp / "enc_fp32.onnx", tmp / "enc_int8.onnx")
-        heads = _heads_from_suite(suite_path, load_policies(models_dir))
-        graph.add_heads(tmp / "enc_fp32.onnx", tmp / "suite_fp32.onnx", heads["all"], policy_outputs=heads["policy"])
-        per_check = []
-        for name, head in heads["all"].items():
-            path = tmp / f"check_{name}.onnx"
-            graph.add_heads(tmp / "enc_int8.onnx", path, {name: head},
-                            policy_outputs=[name] if name in heads["policy"] else [])
-            per_check.append(Encoder(path, tok_path, threads))
-        # The suite also yields the drift embedding; a one-model-per-check design needs a session for it too.
-        per_check.append(Encoder(tmp / "enc_int8.onnx", tok_path, threads))
+        write_graphs(models_dir, tmp)  # suite_fp32.onnx (and an int8 suite like the shipped one)
+        _, _, heads = merged_weights(models_dir)
+        # One session per check, as the peer tools run it (the drift embedding is one more).
+        per_check = [Encoder(int8_graph(models_dir, tmp / f"check_{n}.onnx", {n: h},
+                                        [n[len("policy_"):]] if n.startswith("policy_") else []), tok_path, threads)
+                     for n, h in heads.items()]
+        per_check.append(Encoder(int8_graph(models_dir, tmp / "encoder.onnx"), tok_path, threads))
 
         designs = {
             "suite": Encoder(suite_path, tok_path, threads).run,
-            "encoder": Encoder(tmp / "enc_int8.onnx", tok_path, threads).run,
+            "encoder": Encoder(tmp / "encoder.onnx", tok_path, threads).run,
             "fp32": Encoder(tmp / "suite_fp32.onnx", tok_path, threads).run,
             "per_check_baseline": lambda texts: [e.run(texts) for e in per_check],
         }
@@ -117,7 +113,7 @@ def run_bench(models_dir: Path, seconds: float = 3.0, threads: int = 1, log=prin
         "machine": {"cpu_cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "onnxruntime_threads": threads,
         "suite_version": manifest["suite"]["version"],
-        "checks_in_baseline": [*heads["all"], "drift_embedding"],
+        "checks_in_baseline": [*heads, "drift_embedding"],
         "mean_tokens": {k: round(float(np.mean([len(e.ids) for e in tok.encode_batch(v)])), 1) for k, v in texts.items()},
         "n_texts": {k: len(v) for k, v in texts.items()},
         "results": results,
@@ -144,25 +140,3 @@ def run_bench(models_dir: Path, seconds: float = 3.0, threads: int = 1, log=prin
         )
     report["summary"] = "\n".join(lines)
     return report
-
-
-def _heads_from_suite(suite_path: Path, policies) -> dict:
-    """Recover the fused heads' weights from suite.onnx, so the comparisons use the shipped heads."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(suite_path))
-    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    heads, policy = {}, []
-    kinds = {"toxicity": "sigmoid", "jailbreak": "sigmoid", "sentiment_probs": "softmax"}
-    for p in policies:
-        kinds[f"policy_{p.id}"] = "sigmoid"
-        policy.append(f"policy_{p.id}")
-    for name, kind in kinds.items():
-        banks = []
-        k = 0
-        while f"{name}_bank{k}" in init:
-            banks.append(init[f"{name}_bank{k}"].T)
-            k += 1
-        heads[name] = graph.LinearHead(init[f"{name}_W"], init[f"{name}_b"], kind, banks)
-    return {"all": heads, "policy": policy}

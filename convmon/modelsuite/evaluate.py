@@ -43,9 +43,22 @@ def task_of(path: Path, root: Path, policies: list[str]) -> Optional[str]:
     return None
 
 
-def evaluate_rows(model: SuiteModel, task: str, rows: list[dict]) -> dict:
+def evaluate_rows(model: SuiteModel, task: str, rows: list[dict], by: Optional[str] = None) -> dict:
+    """Metrics on labelled rows; `by` (e.g. "source") adds the same report per value of that field."""
     texts = [r["text"] for r in rows]
     out = model.run(texts)
+    report = _report(model, task, rows, out)
+    if by:
+        groups = sorted({r.get(by) for r in rows})
+        report[f"by_{by}"] = {}
+        for g in groups:
+            idx = [i for i, r in enumerate(rows) if r.get(by) == g]
+            sub = type(out)(*(getattr(out, f)[idx] for f in out.__dataclass_fields__))
+            report[f"by_{by}"][g] = _report(model, task, [rows[i] for i in idx], sub)
+    return report
+
+
+def _report(model: SuiteModel, task: str, rows: list[dict], out) -> dict:
     if task == "sentiment":
         pred = [SENTIMENT_LABELS[i] for i in np.argmax(out.sentiment_probs, axis=1)]
         return multiclass_report([r["label"] for r in rows], pred, SENTIMENT_LABELS)
@@ -57,6 +70,7 @@ def evaluate_rows(model: SuiteModel, task: str, rows: list[dict]) -> dict:
         score = out.policy[:, model.policy_ids.index(task)]
         threshold = model.policy_thresholds[task]
     report = binary_report(y, score, threshold)
+    report["flag_rate"] = round(float(np.mean(score >= threshold)), 4)
     tags = sorted({r.get("tag") for r in rows if r.get("tag")})
     if tags:
         report["flag_rate_by_tag"] = {

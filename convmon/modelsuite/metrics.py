@@ -33,9 +33,10 @@ def binary_report(y: np.ndarray, score: np.ndarray, threshold: float) -> dict:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    a = auc(y, score)
     return {
         "n": int(len(y)),
-        "auc": round(auc(y, score), 4),
+        "auc": None if np.isnan(a) else round(a, 4),  # None: one class only
         "threshold": round(float(threshold), 4),
         "f1": round(f1, 4),
         "precision": round(precision, 4),

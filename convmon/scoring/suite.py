@@ -1,9 +1,11 @@
 """The model suite at run time: ONE onnxruntime session, ONE int8 encoder pass per message.
 
-models/suite.onnx = all-MiniLM-L6-v2 (int8, per-channel) + mean pooling + L2 norm, with
-light heads fused on the pooled embedding: toxicity, sentiment (3 classes), jailbreak, and
-one head per topic policy (models/policies/<id>/). Thresholds, label order and policy ids
-come from models/manifest.json, written by `convmon models build`.
+models/suite.onnx = all-MiniLM-L6-v2 (int8, per channel) with its top layers fine-tuned on public
+labelled data, and heads on the mean-pooled output: toxicity, sentiment (3 classes), jailbreak,
+and one head per topic policy (models/policies/<id>/); plus the drift embedding from the last
+frozen layer (see convmon/modelsuite/bert.py). A message longer than MAX_TOKENS is scored in
+overlapping windows. Thresholds, label order and policy ids come from models/manifest.json,
+written by `convmon models build`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ from .base import ScoreFields
 from .normalize import normalize
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
-MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces; longer texts are truncated
+MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces: longer texts are scored in windows
+# A longer message is scored in overlapping windows of WINDOW_TOKENS word pieces (the length the heads
+# were fine-tuned on: a risky sentence is less diluted by its neighbours than in a 256-piece window).
+WINDOW_TOKENS = 128
+MAX_WINDOWS = 128  # ≈12,000 word pieces, more than the worker's default 64 KiB size cap holds in English text
 # Messages per onnxruntime call. Dynamic int8 quantisation picks each activation's scale from
 # the whole input tensor, so in a padded multi-message batch a turn's scores depend on its
 # neighbours (measured: up to 0.09 on toxicity). One message per call makes every score
@@ -43,12 +49,33 @@ class SuiteOutput:
 
 
 def make_tokenizer(path: Path, max_tokens: int = MAX_TOKENS):
+    """The tokenizer, truncating only past the last window (MAX_WINDOWS windows)."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(path))
-    tok.enable_truncation(max_length=max_tokens)
+    tok.enable_truncation(max_length=max(max_tokens, WINDOW_TOKENS + (MAX_WINDOWS - 1) * window_step()))
     tok.no_padding()
     return tok
+
+
+def window_step(window: int = WINDOW_TOKENS) -> int:
+    """Word pieces between window starts: a quarter of each window overlaps the next."""
+    return (window - 2) * 3 // 4
+
+
+def windows(ids: list[int], max_tokens: int = MAX_TOKENS, window: int = WINDOW_TOKENS) -> list[list[int]]:
+    """[CLS] … [SEP] word pieces → the pieces the encoder sees, each with its own [CLS]/[SEP].
+
+    A message of at most max_tokens is one piece, unchanged. A longer one is cut into windows of
+    `window` − 2 word pieces that start every window_step() pieces, so that a sentence cut at one
+    window's edge is whole in the next.
+    """
+    if len(ids) <= max_tokens:
+        return [ids]
+    cls, body, sep = ids[0], ids[1:-1], ids[-1]
+    size, step = window - 2, window_step(window)
+    starts = [*range(0, len(body) - size, step), len(body) - size]  # the last window ends at the end
+    return [[cls, *body[i : i + size], sep] for i in starts]
 
 
 def session_options(threads: int):
@@ -65,13 +92,28 @@ def session_options(threads: int):
     return so
 
 
+def _reduce(name: str, parts: np.ndarray) -> np.ndarray:
+    """One message's outputs over its windows: risk = the highest window; sentiment and embedding = the mean."""
+    if name == "text_embedding":
+        m = parts.mean(axis=0)
+        return m / max(float(np.linalg.norm(m)), 1e-9)
+    if name == "sentiment_probs":
+        return parts.mean(axis=0)
+    return parts.max(axis=0)
+
+
 class Encoder:
-    """Tokenise + run an ONNX graph whose inputs are BERT's and whose outputs include `text_embedding`."""
+    """Tokenise + run an ONNX graph whose inputs are BERT's and whose outputs include `text_embedding`.
+
+    Messages longer than max_tokens are scored in overlapping windows (see `windows`), reduced per
+    message by `_reduce`: a toxic sentence at the end of a long message is found.
+    """
 
     def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 1, max_tokens: int = MAX_TOKENS):
         import onnxruntime as ort
 
         self.session = ort.InferenceSession(str(model_path), session_options(threads), providers=["CPUExecutionProvider"])
+        self.max_tokens = max_tokens
         self.tokenizer = make_tokenizer(tokenizer_path, max_tokens)
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -81,17 +123,21 @@ class Encoder:
         if not texts:
             return {}
         encodings = self.tokenizer.encode_batch([normalize(t) for t in texts], add_special_tokens=True)
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        pieces, owner = [], []
+        for i, e in enumerate(encodings):
+            for w in windows(e.ids, self.max_tokens):
+                pieces.append(w)
+                owner.append(i)
+        order = np.argsort([len(p) for p in pieces], kind="stable")
         chunks: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
         for start in range(0, len(order), sub_batch):
             idx = order[start : start + sub_batch]
-            width = max(len(encodings[i].ids) for i in idx)
+            width = max(len(pieces[i]) for i in idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
-                e = encodings[i].ids
-                ids[row, : len(e)] = e
-                mask[row, : len(e)] = 1
+                ids[row, : len(pieces[i])] = pieces[i]
+                mask[row, : len(pieces[i])] = 1
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self.input_names:
                 feeds["token_type_ids"] = np.zeros_like(ids)
@@ -99,7 +145,12 @@ class Encoder:
                 chunks[name].append(value)
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
-        return {name: np.concatenate(parts)[inverse] for name, parts in chunks.items()}
+        per_piece = {name: np.concatenate(parts)[inverse] for name, parts in chunks.items()}
+        if len(pieces) == len(texts):
+            return per_piece
+        owner_arr = np.array(owner)
+        return {name: np.stack([_reduce(name, v[owner_arr == i]) for i in range(len(texts))]).astype(v.dtype)
+                for name, v in per_piece.items()}
 
 
 class SuiteModel:

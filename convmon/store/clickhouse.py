@@ -16,6 +16,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from ..config import ClickHouseSettings
+from ..redact import mask_text, mask_url
 
 
 class StoreError(RuntimeError):
@@ -72,7 +73,9 @@ def connect(cfg: ClickHouseSettings, create_database: bool = True) -> Client:
         client.database = cfg.database
         return client
     if not re.match(r"^https?://", cfg.url):
-        raise StoreError(f"clickhouse.url {cfg.url!r}: expected chdb://PATH, http://HOST:PORT or https://HOST:PORT")
+        scheme = cfg.url.split("://", 1)[0] if "://" in cfg.url else "none"
+        raise StoreError(f"clickhouse.url: expected chdb://PATH, http://HOST:PORT or https://HOST:PORT, got scheme "
+                         f"{scheme[:20]!r} (value not shown: it may hold a password)")
     kwargs = {}
     if cfg.username:
         kwargs["username"] = cfg.username
@@ -89,12 +92,12 @@ def connect(cfg: ClickHouseSettings, create_database: bool = True) -> Client:
 
 
 def _safe_url(url: str) -> str:
-    """The URL without credentials, for messages and logs."""
-    return re.sub(r"//[^/@]*@", "//***@", url)
+    """The URL without credentials (password, secret query parameters), for messages and logs."""
+    return mask_url(url)
 
 
 def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [""])[0][:300]
+    return mask_text((str(e).strip().splitlines() or [""])[0])[:300]
 
 
 def close(client: Optional[Client]) -> None:

@@ -10,9 +10,10 @@ def test_readme_quotes_the_shipped_suite():
     manifest = json.loads((ROOT / "models/manifest.json").read_text())
     readme = (ROOT / "README.md").read_text()
     assert manifest["suite"]["version"] in readme, "README model numbers are from another build: update them"
-    dev = manifest["metrics"]["dev"]
-    assert f"AUC {dev['toxicity']['auc']:.3f}" in readme
-    assert f"macro-F1 {dev['sentiment']['macro_f1']:.3f}" in readme
+    ev = manifest["metrics"]["eval"]
+    for task in ("toxicity", "jailbreak", "climate_science"):
+        assert f"AUC {ev['public:' + task]['auc']:.3f}" in readme, task
+    assert f"macro-F1 {ev['public:sentiment']['macro_f1']:.3f}" in readme
     assert "make demo" in readme and "make test" in readme
 
 
@@ -21,6 +22,14 @@ def test_model_card_is_generated_from_the_manifest():
 
     manifest = json.loads((ROOT / "models/manifest.json").read_text())
     assert (ROOT / "models/MODEL_CARD.md").read_text() == render(manifest)
+
+
+def test_committed_models_eval_report_is_from_the_shipped_suite():
+    report = json.loads((ROOT / "bench/models-eval.json").read_text())
+    manifest = json.loads((ROOT / "models/manifest.json").read_text())
+    assert report["suite_version"] == manifest["suite"]["version"]
+    assert report["eval"] == manifest["metrics"]["eval"]
+    assert {"toxicity", "sentiment", "jailbreak", "climate_science"} <= set(report["targets"])
 
 
 def test_committed_models_report_has_the_promised_fields():

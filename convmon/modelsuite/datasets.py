@@ -1,0 +1,103 @@
+"""Which labelled rows train, tune and evaluate each head (one place, read by train, build and eval).
+
+- train: public training sources (split "train", models/data/public/<task>/) + our hand-written
+  train sets (models/data/<task>/train.jsonl, policies' train.jsonl and claim banks), with
+  short benign chat as label 0 for the binary heads, and ordinary text from the other tasks as
+  label 0 for jailbreak and the policies.
+- tune (early stopping, thresholds): the public training sources' "dev" split.
+- evaluate: each evaluation-only public source (never trained on, never used to choose anything)
+  and the hand-written dev sets, reported per source.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .files import Policy, load_policies, read_jsonl
+from .evaluate import read_set
+
+BINARY = ("toxicity", "jailbreak")
+HANDWRITTEN_REPEAT = 2  # our sets are small but are the only chat-style and hard-case data
+CROSS_NEGATIVES = 3000  # ordinary text from the other tasks, label 0, for jailbreak and policies
+
+
+def public_dir(models_dir: Path) -> Path:
+    return models_dir / "data" / "public"
+
+
+def public_rows(models_dir: Path, task: str, split: str) -> list[dict]:
+    folder = public_dir(models_dir) / task
+    rows = []
+    for path in sorted(folder.glob("*.jsonl")):
+        rows += [r for r in read_jsonl(path) if r["split"] == split]
+    return rows
+
+
+def _policy_train(pol: Policy) -> list[dict]:
+    rows = [dict(r, source="handwritten") for r in pol.split("train")]
+    for c in pol.claims():
+        rows.append({"text": c["claim"], "label": 1, "source": "claim_bank", "tag": "claim"})
+        rows += [{"text": t, "label": 0, "source": "claim_bank", "tag": "counter_example"} for t in c.get("counter_examples", [])]
+        rows += [{"text": t, "label": 0, "source": "claim_bank", "tag": "mainstream"} for t in c.get("mainstream", [])]
+    return rows
+
+
+def training_rows(models_dir: Path) -> dict[str, list[dict]]:
+    """task → rows with text and label (policies under their id)."""
+    data = models_dir / "data"
+    benign = [dict(r, source="handwritten") for r in read_set(data / "common" / "benign_short.jsonl")]
+    out: dict[str, list[dict]] = {}
+    for task in ("toxicity", "sentiment", "jailbreak"):
+        hand = [dict(r, source="handwritten") for r in read_set(data / task / "train.jsonl")]
+        out[task] = public_rows(models_dir, task, "train") + hand * HANDWRITTEN_REPEAT
+        if task in BINARY:
+            out[task] += benign
+    for pol in load_policies(models_dir):
+        out[pol.id] = public_rows(models_dir, pol.id, "train") + _policy_train(pol) * HANDWRITTEN_REPEAT + benign
+    # ordinary text from other tasks is label 0 for jailbreak and policies (deterministic sample)
+    ordinary = sorted({r["text"] for t in ("sentiment", "toxicity") for r in out[t]})
+    step = max(1, len(ordinary) // CROSS_NEGATIVES)
+    negatives = [{"text": t, "label": 0, "source": "cross_task", "tag": "ordinary"} for t in ordinary[::step]]
+    out["jailbreak"] += negatives
+    for pol in load_policies(models_dir):
+        out[pol.id] += negatives
+    return out
+
+
+def tuning_rows(models_dir: Path) -> dict[str, list[dict]]:
+    tasks = ["toxicity", "sentiment", "jailbreak"] + [p.id for p in load_policies(models_dir)]
+    return {t: public_rows(models_dir, t, "dev") for t in tasks}
+
+
+def evaluation_sets(models_dir: Path) -> list[tuple[str, str, list[dict]]]:
+    """(name, task, rows): per task, all evaluation-only public sources together (each row keeps its
+    `source`; some sources hold one class only), then the hand-written dev sets."""
+    sets = []
+    root = public_dir(models_dir)
+    for task_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        rows = [r for path in sorted(task_dir.glob("*.jsonl")) for r in read_jsonl(path) if r["split"] == "eval"]
+        if rows:
+            sets.append((f"public:{task_dir.name}", task_dir.name, rows))
+    data = models_dir / "data"
+    for task in ("toxicity", "sentiment", "jailbreak"):
+        sets.append((f"handwritten:{task}", task, read_set(data / task / "dev.jsonl")))
+    for pol in load_policies(models_dir):
+        sets.append((f"handwritten:{pol.id}", pol.id, pol.split("dev")))
+    return sets
+
+
+def data_hashes(models_dir: Path) -> dict[str, str]:
+    """sha256 of every file that feeds training, by path relative to models/."""
+    from .files import sha256
+
+    files = sorted(public_dir(models_dir).rglob("*.jsonl")) if public_dir(models_dir).is_dir() else []
+    data = models_dir / "data"
+    files += [data / "common" / "benign_short.jsonl"] + [data / t / "train.jsonl" for t in ("toxicity", "sentiment", "jailbreak")]
+    for pol in load_policies(models_dir):
+        files += [pol.folder / "train.jsonl", pol.folder / pol.spec.get("claims_file", "claims.jsonl")]
+    return {str(p.relative_to(models_dir)): sha256(p) for p in files}
+
+
+def dump(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
