@@ -353,13 +353,15 @@ def bench() -> None:
               show_default=True)
 @click.option("--seconds", type=float, default=3.0, show_default=True, help="time per measurement")
 @click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime intra-op threads")
+@click.option("--previous", default=None, metavar="COMMIT",
+              help="also time the suite shipped at this git commit, in the same run (e.g. 7bfb2af)")
 @click.pass_context
-def bench_models(ctx: click.Context, out: Path, seconds: float, threads: int) -> None:
-    """Suite vs bare encoder vs fp32 vs one-model-per-check, short and long turns (needs `make models-deps`)."""
+def bench_models(ctx: click.Context, out: Path, seconds: float, threads: int, previous: str | None) -> None:
+    """Suite vs bare encoder vs fp32 vs one-model-per-check (and a previous suite), short, long and very long turns."""
     from .modelsuite.bench import run_bench
 
     report = run_bench(_models_dir(_settings(ctx)), seconds=seconds, threads=threads,
-                       log=lambda m: click.echo(m, err=True))
+                       log=lambda m: click.echo(m, err=True), previous=previous)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     click.echo(report["summary"])
@@ -375,7 +377,7 @@ def bench_models(ctx: click.Context, out: Path, seconds: float, threads: int) ->
                    "a summary next to it (.json) and in the report")
 @click.pass_context
 def bench_e2e(ctx: click.Context, n: int, out: Path, profile: Path | None) -> None:
-    """Kafka → worker → ClickHouse + alerts on the local broker: throughput, latencies, ceiling (needs `make models-deps`)."""
+    """Kafka → worker → ClickHouse + alerts on the local broker: throughput, latencies, ceiling ."""
     from .e2e_bench import run_e2e_bench, summary
 
     report = run_e2e_bench(_settings(ctx), n, log=lambda m: click.echo(m, err=True), profile=profile)

@@ -76,7 +76,22 @@ def _measure(fn: Callable[[list[str]], object], texts: list[str], batch: int, se
     }
 
 
-def run_bench(models_dir: Path, seconds: float = 3.0, threads: int = 1, log=print) -> dict:
+# turns per scorer call; very long turns take ~0.1–0.7 s each, so fewer per call
+BATCHES = {"short": (1, 32), "long": (1, 32), "xlong": (1, 4)}
+
+
+def _previous_suite(commit: str, tmp: Path) -> Path:
+    """suite.onnx of an earlier commit (git show), for a same-run speed comparison."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    blob = subprocess.run(["git", "-C", str(root), "show", f"{commit}:models/suite.onnx"], check=True,
+                          capture_output=True).stdout
+    (tmp / "previous.onnx").write_bytes(blob)
+    return tmp / "previous.onnx"
+
+
+def run_bench(models_dir: Path, seconds: float = 3.0, threads: int = 1, log=print, previous: str | None = None) -> dict:
     manifest = json.loads((models_dir / "manifest.json").read_text())
     suite_path = models_dir / manifest["suite"]["file"]
     tok_path = models_dir / manifest["suite"]["tokenizer"]
@@ -97,10 +112,12 @@ def run_bench(models_dir: Path, seconds: float = 3.0, threads: int = 1, log=prin
             "fp32": Encoder(tmp / "suite_fp32.onnx", tok_path, threads).run,
             "per_check_baseline": lambda texts: [e.run(texts) for e in per_check],
         }
+        if previous:
+            designs["previous_suite"] = Encoder(_previous_suite(previous, tmp), tok_path, threads).run
         texts = _texts(models_dir, tok_path)
         results: dict = {}
         for length, sample in texts.items():
-            for batch in (1, 32):
+            for batch in BATCHES[length]:
                 for name, fn in designs.items():
                     r = _measure(fn, sample, batch, seconds)
                     results.setdefault(length, {}).setdefault(f"batch_{batch}", {})[name] = r
@@ -109,7 +126,8 @@ def run_bench(models_dir: Path, seconds: float = 3.0, threads: int = 1, log=prin
 
     tok = make_tokenizer(tok_path)
     report: dict = {
-        "command": f"convmon bench models --seconds {seconds} --threads {threads}",
+        "command": f"convmon bench models --seconds {seconds} --threads {threads}"
+                   + (f" --previous {previous}" if previous else ""),
         "machine": {"cpu_cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "onnxruntime_threads": threads,
         "suite_version": manifest["suite"]["version"],
@@ -120,7 +138,7 @@ def run_bench(models_dir: Path, seconds: float = 3.0, threads: int = 1, log=prin
     }
     lines = []
     for length in texts:
-        b32 = results[length]["batch_32"]
+        b32 = results[length][f"batch_{max(BATCHES[length])}"]
         report[length] = {
             "suite_turns_per_s": b32["suite"]["turns_per_s"],
             "encoder_turns_per_s": b32["encoder"]["turns_per_s"],
@@ -131,12 +149,16 @@ def run_bench(models_dir: Path, seconds: float = 3.0, threads: int = 1, log=prin
             "suite_batch1_p50_ms": results[length]["batch_1"]["suite"]["p50_ms_per_turn"],
             "suite_batch1_p99_ms": results[length]["batch_1"]["suite"]["p99_ms_per_turn"],
         }
+        if previous:
+            report[length]["previous_suite_turns_per_s"] = b32["previous_suite"]["turns_per_s"]
+            report[length]["suite_vs_previous"] = round(b32["suite"]["turns_per_s"] / b32["previous_suite"]["turns_per_s"], 3)
         r = report[length]
         lines.append(
-            f"{length:<5} (≈{report['mean_tokens'][length]} tokens, batch 32): suite {r['suite_turns_per_s']:.0f}/s, "
+            f"{length:<5} (≈{report['mean_tokens'][length]} tokens, batch {max(BATCHES[length])}): suite {r['suite_turns_per_s']:.0f}/s, "
             f"bare encoder {r['encoder_turns_per_s']:.0f}/s (ratio {r['suite_vs_encoder']}), fp32 "
             f"{r['fp32_turns_per_s']:.0f}/s, one-model-per-check {r['per_check_baseline_turns_per_s']:.0f}/s "
             f"(suite {r['suite_vs_per_check']}x); batch 1 p50 {r['suite_batch1_p50_ms']} ms"
+            + (f"; previous suite {r['previous_suite_turns_per_s']:.0f}/s (now {r['suite_vs_previous']}x)" if previous else "")
         )
     report["summary"] = "\n".join(lines)
     return report

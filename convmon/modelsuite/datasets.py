@@ -1,9 +1,10 @@
 """Which labelled rows train, tune and evaluate each head (one place, read by train, build and eval).
 
 - train: public training sources (split "train", models/data/public/<task>/) + our hand-written
-  train sets (models/data/<task>/train.jsonl, policies' train.jsonl and claim banks), with
-  short benign chat as label 0 for the binary heads, and ordinary text from the other tasks as
-  label 0 for jailbreak and the policies.
+  train sets (models/data/<task>/train.jsonl, policies' train.jsonl and claim banks; repeated
+  HANDWRITTEN_REPEAT times), with short benign chat as label 0 for the binary heads, ordinary text
+  from the other tasks as label 0 for jailbreak and the policies, and benign prompts from the
+  jailbreak task's public sources as label 0 for toxicity.
 - tune (early stopping, thresholds): the public training sources' "dev" split.
 - evaluate: each evaluation-only public source (never trained on, never used to choose anything)
   and the hand-written dev sets, reported per source.
@@ -18,7 +19,7 @@ from .files import Policy, load_policies, read_jsonl
 from .evaluate import read_set
 
 BINARY = ("toxicity", "jailbreak")
-HANDWRITTEN_REPEAT = 2  # our sets are small but are the only chat-style and hard-case data
+HANDWRITTEN_REPEAT = 6  # our sets are small but are the only chat-style and hard-case data (see README)
 CROSS_NEGATIVES = 3000  # ordinary text from the other tasks, label 0, for jailbreak and policies
 
 
@@ -55,13 +56,20 @@ def training_rows(models_dir: Path) -> dict[str, list[dict]]:
             out[task] += benign
     for pol in load_policies(models_dir):
         out[pol.id] = public_rows(models_dir, pol.id, "train") + _policy_train(pol) * HANDWRITTEN_REPEAT + benign
-    # ordinary text from other tasks is label 0 for jailbreak and policies (deterministic sample)
-    ordinary = sorted({r["text"] for t in ("sentiment", "toxicity") for r in out[t]})
-    step = max(1, len(ordinary) // CROSS_NEGATIVES)
-    negatives = [{"text": t, "label": 0, "source": "cross_task", "tag": "ordinary"} for t in ordinary[::step]]
-    out["jailbreak"] += negatives
+    # Text from the other tasks that is plainly not this task's positive is label 0 (deterministic
+    # samples): ordinary chat for jailbreak and policies; benign prompts (requests, questions,
+    # "kill a process") for toxicity, which otherwise never sees an assistant-style request.
+    def sample(texts: set[str], tag: str) -> list[dict]:
+        ordered = sorted(texts)
+        step = max(1, len(ordered) // CROSS_NEGATIVES)
+        return [{"text": t, "label": 0, "source": "cross_task", "tag": tag} for t in ordered[::step]]
+
+    ordinary = sample({r["text"] for t in ("sentiment", "toxicity") for r in out[t]}, "ordinary")
+    out["jailbreak"] += ordinary
     for pol in load_policies(models_dir):
-        out[pol.id] += negatives
+        out[pol.id] += ordinary
+    out["toxicity"] += sample({r["text"] for r in out["jailbreak"] if int(r["label"]) == 0
+                               and r["source"] not in ("cross_task", "handwritten")}, "benign_prompt")
     return out
 
 

@@ -98,7 +98,8 @@ def test_unhappy_again_is_not_a_new_shift():
     turns = make_turns(scores)
     assert fired(turns) == []
     # the novelty requirement is what keeps it quiet
-    assert [e.turn_index for e in fired(turns, ShiftConfig(novelty_margin=-2.0))] == [14]
+    assert fired(turns, ShiftConfig(max_after_level=-0.55)) == []  # let -0.8 through the level gate
+    assert [e.turn_index for e in fired(turns, ShiftConfig(novelty_margin=-2.0, max_after_level=-0.55))] == [14]
 
 
 def test_calm_sad_topic_does_not_fire():
@@ -128,7 +129,8 @@ def test_drop_must_exceed_baseline_spread():
     turns = make_turns(scores)
     assert fired(turns) == []
     # without the spread requirement the same drop fires: the test can tell the difference
-    assert [e.turn_index for e in fired(turns, ShiftConfig(k_sigma=0.0))] == [8]
+    assert fired(turns, ShiftConfig(max_after_level=-0.55)) == []  # let -0.85 through the level gate
+    assert [e.turn_index for e in fired(turns, ShiftConfig(k_sigma=0.0, max_after_level=-0.55))] == [8]
 
 
 def test_toxicity_jump_fires_with_negative_sentiment_only():

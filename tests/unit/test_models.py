@@ -11,7 +11,7 @@ import pytest
 
 from convmon.modelsuite.build import PROBE_TOLERANCE, build, verify, write_graphs
 from convmon.modelsuite.evaluate import read_set
-from convmon.scoring.suite import Encoder, SuiteModel, windows
+from convmon.scoring.suite import Encoder, SuiteModel, pieces, sentences, windows
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -79,7 +79,15 @@ def test_int8_agrees_with_fp32(tmp_path, manifest, model):
     assert abs(cos.mean() - manifest["int8_vs_fp32"]["embedding_cosine_mean"]) < 0.01
     for name in ("toxicity", "jailbreak", "sentiment_probs", "policy"):
         diff = np.abs(fp32[name] - out[name])
-        assert diff.mean() < 0.05 and diff.max() < 0.5, (name, diff.mean(), diff.max())
+        assert diff.mean() < 0.05, (name, diff.mean(), diff.max())
+    # Decisions: the sharp fine-tuned heads can move one borderline text a lot (max differences
+    # are in the manifest), but int8 and fp32 must decide the same on almost every text.
+    thresholds = {"toxicity": model.thresholds["toxicity"], "jailbreak": model.thresholds["jailbreak"],
+                  "policy": model.policy_thresholds["climate_science"]}
+    for name, t in thresholds.items():
+        flips = np.mean((fp32[name].reshape(len(texts), -1)[:, 0] >= t) != (out[name].reshape(len(texts), -1)[:, 0] >= t))
+        assert flips <= 0.03, (name, flips)
+    assert np.mean(fp32["sentiment_probs"].argmax(1) != out["sentiment_probs"].argmax(1)) <= 0.05
 
 
 @pytest.mark.slow
@@ -147,6 +155,18 @@ def test_windows_cover_every_word_piece_with_overlap():
     assert set(ws[0][1:-1]) & set(ws[1][1:-1]), "consecutive windows overlap"
     assert windows([101, 7, 102], 256) == [[101, 7, 102]]
     assert windows(ids[:250], 256) == [ids[:250]], "a message that fits is scored whole"
+
+
+def test_a_long_message_is_also_scored_sentence_by_sentence():
+    dot = 1012
+    body = [*range(2000, 2030), dot, 2100, dot, *range(3000, 3020), dot]  # 30+1, 2 (too short: joins), 20+1
+    ids = [101, *body, 102]
+    assert sentences(ids, {dot}) == [[101, *range(2000, 2030), dot, 102],
+                                     [101, 2100, dot, *range(3000, 3020), dot, 102]]
+    long_ids = [101, *(body * 12), 102]  # 648 word pieces
+    got = pieces(long_ids, {dot})
+    assert got[: len(windows(long_ids))] == windows(long_ids) and len(got) == len(windows(long_ids)) + 24
+    assert pieces(ids, {dot}) == [ids], "a message that fits is scored whole, once"
 
 
 # About 2.3 KB of harmless text (≈480 word pieces): the end is past the first window.
