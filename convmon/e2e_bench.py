@@ -33,7 +33,7 @@ import numpy as np
 from .bench_profile import Recorder, summarize, text as profile_text
 from .config import Settings
 from .contract import format_ts
-from .modelsuite.build import read_set
+from .modelsuite.evaluate import read_set
 from .produce import TurnPublisher
 from .scoring.suite import default_model_dir
 

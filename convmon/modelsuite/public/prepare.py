@@ -134,7 +134,7 @@ def write_data_card(out_dir: Path, sources: list[Source], counts: dict) -> None:
             f"- Citation: {s.citation}",
             f"- Label mapping: {s.labels}",
             f"- Filters: {s.filters}" + (f" Capped at {s.max_rows} rows (label-stratified, by text hash)." if s.max_rows else ""),
-            f"- Rows by split:label: " + ", ".join(f"{k} {v}" for k, v in c.get("by_split_label", {}).items()),
+            "- Rows by split:label: " + ", ".join(f"{k} {v}" for k, v in c.get("by_split_label", {}).items()),
             "",
         ]
     (out_dir / "DATA_CARD.md").write_text("\n".join(lines))
