@@ -27,7 +27,7 @@ import numpy as np
 
 from ..scoring.suite import MAX_TOKENS, MAX_WINDOWS, SENTIMENT_LABELS, WINDOW_TOKENS, Encoder, SuiteModel, window_step
 from . import bert, card, graph
-from .datasets import data_hashes, evaluation_sets, tuning_rows
+from .datasets import data_hashes, evaluation_sets, threshold_rows
 from .evaluate import evaluate_rows
 from .files import load_policies, sha256
 from .metrics import best_f1_threshold
@@ -122,9 +122,9 @@ def write_graphs(models_dir: Path, out_dir: Path) -> dict:
 
 
 def choose_thresholds(model: SuiteModel, models_dir: Path) -> dict[str, dict]:
-    """F1-optimal threshold per binary signal on the public training sources' dev split (int8 scores)."""
+    """F1-optimal threshold per binary signal on the tuning rows of `threshold_rows` (int8 scores)."""
     out = {}
-    for task, rows in tuning_rows(models_dir).items():
+    for task, rows in threshold_rows(models_dir).items():
         if task == "sentiment" or not rows:
             continue
         o = model.run([r["text"] for r in rows])
@@ -205,13 +205,14 @@ def build(models_dir: Path, log: Callable[[str], None] = print, evaluate: bool =
                 "drift_embedding": f"mean-pooled, L2-normalised output of layer {inputs['frozen_layers'] - 1} "
                                    "(frozen: general-purpose, unchanged by retraining)",
                 "quantization": "onnxruntime quantize_dynamic, QInt8 weights, per_channel=True",
-                "thresholds": "F1-optimal per binary signal on the public training sources' dev split, int8 scores",
+                "thresholds": "F1-optimal per binary signal on the public training sources' dev split, with the other "
+                              "tasks' dev texts as label 0 (datasets.threshold_rows), int8 scores",
                 "training": {k: training.get(k) for k in ("config", "kept_epoch", "history", "rows", "seconds", "torch")},
             },
         }
         (models_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
-        log("2/4 thresholds: F1-optimal on the tuning split (public training sources' dev part)")
+        log("2/4 thresholds: F1-optimal on the tuning split (public training sources' dev part, other tasks' as 0)")
         model = SuiteModel(models_dir, threads=2)
         chosen = choose_thresholds(model, models_dir)
         suite = manifest["suite"]

@@ -63,7 +63,8 @@ def render(m: dict) -> str:
         "|---|---|---|",
     ]
     for task, c in b["threshold_choice"].items():
-        lines.append(f"| {task} | {c['threshold']:.4f} | F1-optimal on {c['n']} tuning rows ({c['positives']} positive) |")
+        lines.append(f"| {task} | {c['threshold']:.4f} | F1-optimal on {c['n']} tuning rows ({c['positives']} positive; "
+                     "other tasks' tuning texts count as 0) |")
     lines += [
         "",
         "## Results on evaluation-only sources (cross-source: never trained on, never tuned on)",

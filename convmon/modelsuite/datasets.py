@@ -5,7 +5,8 @@
   HANDWRITTEN_REPEAT times), with short benign chat as label 0 for the binary heads, ordinary text
   from the other tasks as label 0 for jailbreak and the policies, and benign prompts from the
   jailbreak task's public sources as label 0 for toxicity.
-- tune (early stopping, thresholds): the public training sources' "dev" split.
+- tune: the public training sources' "dev" split picks the epoch (train) and, with the other tasks'
+  dev texts as label 0 (`threshold_rows`), each threshold (build).
 - evaluate: each evaluation-only public source (never trained on, never used to choose anything)
   and the hand-written dev sets, reported per source.
 """
@@ -74,8 +75,27 @@ def training_rows(models_dir: Path) -> dict[str, list[dict]]:
 
 
 def tuning_rows(models_dir: Path) -> dict[str, list[dict]]:
+    """task → its public tuning split, for early stopping (train) and thresholds (build)."""
     tasks = ["toxicity", "sentiment", "jailbreak"] + [p.id for p in load_policies(models_dir)]
     return {t: public_rows(models_dir, t, "dev") for t in tasks}
+
+
+def threshold_rows(models_dir: Path) -> dict[str, list[dict]]:
+    """task → rows a binary signal's threshold is chosen on: its own tuning split plus, as label 0,
+    the other tasks' tuning texts it will meet in traffic and must not flag — everything else for
+    a policy (off topic), toxicity and sentiment texts for jailbreak, benign prompts for toxicity.
+    Without them a policy's threshold only ever saw climate-vocabulary negatives."""
+    own = tuning_rows(models_dir)
+    policies = [p.id for p in load_policies(models_dir)]
+
+    def zeros(task: str, keep=lambda r: True) -> list[dict]:
+        return [dict(r, label=0, source=f"{r['source']} (as 0)") for r in own[task] if keep(r)]
+
+    out = {"toxicity": own["toxicity"] + zeros("jailbreak", lambda r: int(r["label"]) == 0),
+           "jailbreak": own["jailbreak"] + zeros("toxicity") + zeros("sentiment")}
+    for pid in policies:
+        out[pid] = own[pid] + [r for t in own if t != pid for r in zeros(t)]
+    return out
 
 
 def evaluation_sets(models_dir: Path) -> list[tuple[str, str, list[dict]]]:
