@@ -37,9 +37,9 @@ def main() -> None:
         old = SuiteModel(tmp, threads=2)
         out = {"command": f"python bench/previous_suite_eval.py --commit {args.commit}",
                "suite_version": old.version, "eval": {}}
-        for name, task, rows in evaluation_sets(ROOT / "models"):
+        for name, task, rows, dropped in evaluation_sets(ROOT / "models"):
             r = evaluate_rows(old, task, rows, by="source" if name.startswith("public:") else None)
-            out["eval"][name] = {"task": task, **r}
+            out["eval"][name] = {"task": task, "dropped_as_seen_in_training": dropped, **r}
             print(f"{name:<28} {task:<16} n={r['n']:<5} " +
                   (f"macro-F1 {r['macro_f1']}" if task == "sentiment" else f"AUC {r['auc']}"), flush=True)
         old.close()

@@ -8,8 +8,8 @@
                       toxicity, sentiment, jailbreak, each policy, and the drift embedding. Each is
                       the same int8 MiniLM, so the baseline is generous: the peers' per-scanner
                       models are 100M+ parameters.
-Turns: short (≈15 tokens), long (≈60 tokens) and very long (≈1,000 tokens: scored in 5 overlapping
-windows) texts drawn from our labelled dev sets.
+Turns: short (≈15 tokens), long (≈60 tokens) and very long (≈1,000 tokens: scored in overlapping
+windows and sentence by sentence) texts drawn from our labelled dev sets.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _texts(models_dir: Path, tokenizer_path: Path) -> dict[str, list[str]]:
             if n_buf <= 68:
                 long.append(" ".join(buf))
             buf, n_buf = [], 0
-    # ≈1,000-token messages: scored in windows (5 windows of 256 word pieces), the cost of long turns
+    # ≈1,000-token messages: scored in windows of 128 word pieces and sentence by sentence: the cost of long turns
     xlong = [" ".join(long[i : i + 16]) for i in range(0, min(len(long), 256) - 16, 4)]
     return {"short": short[:256], "long": long[:256], "xlong": xlong[:48]}
 

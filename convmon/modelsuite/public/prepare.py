@@ -1,7 +1,8 @@
 """`convmon models data`: the public labelled sets, rebuilt from pinned git mirrors.
 
 For every Source in the task modules: read its files at the pinned commit, map labels, filter,
-drop duplicates (within the source and across sources of the same task), cap, split, and write
+drop duplicates within the source, cap, split, drop from training sources any text of an
+evaluation source of the same task, and write
 `<out>/<task>/<source id>.jsonl` with one row per line:
 `{"text", "label", "tag", "source", "split"}` (split: train | dev for training sources, eval for
 evaluation-only sources). `--out models/data/public` refreshes the committed copy; DATA_CARD.md
@@ -104,8 +105,8 @@ def write_data_card(out_dir: Path, sources: list[Source], counts: dict) -> None:
         "`convmon/modelsuite/public/*.py`; do not edit by hand.",
         "",
         "Each source is read from a git mirror of its public repository at the pinned commit. Rows are "
-        "NFC-normalised, whitespace-collapsed, exact duplicates (letters and digits, lower-cased) dropped "
-        "within a source; a training source loses any text that also appears in an evaluation source of "
+        "NFC-normalised, whitespace-collapsed, exact duplicates (ignoring case) dropped within a source "
+        "(most readers also drop texts that differ only in punctuation; spelling variants of a test case stay); a training source loses any text that also appears in an evaluation source of "
         "the same task. `split` is `train`/`dev` (about 15% by text hash, used for early stopping and "
         "threshold choice) for training sources and `eval` for evaluation-only sources, which are never "
         "trained on and never used to choose anything.",
@@ -113,7 +114,9 @@ def write_data_card(out_dir: Path, sources: list[Source], counts: dict) -> None:
         "Reserved for independent evaluation of convmon and never used here, in any copy: the sources "
         "named in issue 9 (tweet-based shared-task sets, a hate/offensive tweet set, a sentiment treebank, "
         "two prompt-injection/toxic-chat sets, an in-the-wild jailbreak collection, two climate stance/"
-        "fact-check sets).",
+        "fact-check sets). EDOS (a 2023 shared task on online sexism, Reddit and Gab posts) is not among the sets "
+        "the reserved tweet benchmark was built from, so it is used; EmoBank's headline subset, which comes from "
+        "an earlier shared task, is dropped anyway.",
         "",
         "| source | task | role | rows | repository @ commit | licence |",
         "|---|---|---|---|---|---|",
