@@ -46,7 +46,7 @@ models-train: train-deps  ## fine-tune the encoder's top layers and heads (slow:
 	$(BIN)/convmon models build
 
 bench: setup kafka-up  ## benchmarks → bench/models-report.json, bench/e2e-report.json
-	$(BIN)/convmon bench models
+	$(BIN)/convmon bench models --previous 7bfb2af
 	$(BIN)/convmon bench e2e --profile bench/e2e-profile.txt
 
 clean:
