@@ -28,8 +28,10 @@ class Metrics:
                                      buckets=(1, 8, 32, 64, 128, 256, 512, 1024), registry=r)
         self.stage_seconds = Counter("convmon_stage_seconds_total", "Wall time spent per pipeline stage",
                                      ["stage"], registry=r)
-        self.state_turns = Counter("convmon_state_turns_total", "Turns processed by the per-model-version state",
-                                   registry=r)
+        self.state_turns = Counter(
+            "convmon_state_turns_total",
+            "Signals taken by the per-model-version state: applied, or skipped as already applied (redelivered)",
+            ["outcome"], registry=r)
         self.alerts = Counter("convmon_alerts_total", "Alert candidates by kind and what became of them",
                               ["kind", "delivery"], registry=r)
         self.offset_gaps = Counter("convmon_offset_gaps_total",

@@ -102,14 +102,19 @@ class ModelState:
         self.recent[key] = snapshots.recent_ids(snap, RECENT_IDS)
 
     def due_snapshots(self, force: bool = False) -> list[tuple[tuple, int, bytes]]:
+        """Snapshots of the keys changed since their last stored one (all of them with `force`). A key stays
+        due until `saved()` confirms the write, so a write cut short (shutdown, error) is retried."""
         keys = [k for k, n in self.unsaved.items() if force or n >= self.snapshot_every]
-        out = [(k, self.rates.turns.get(k, 0), self.snapshot(k)) for k in keys]
-        for k in keys:
+        return [(k, self.rates.turns.get(k, 0), self.snapshot(k)) for k in keys]
+
+    def saved(self, due: list[tuple[tuple, int, bytes]]) -> None:
+        """The snapshots in `due` are stored: their keys are clean until the next signal changes them."""
+        for k, _, _ in due:
             self.unsaved.pop(k, None)
-        return out
 
     def process(self, records: list[dict]) -> dict:
         reports, alerts = [], []
+        applied = 0
         for m in records:
             key = tuple(m["k"])
             ts = m["ts"]
@@ -125,6 +130,7 @@ class ModelState:
             recent[m.get("id")] = None
             if len(recent) > RECENT_IDS:
                 recent.popitem(last=False)
+            applied += 1
             self.unsaved[key] = self.unsaved.get(key, 0) + 1
             self.windows.add(key, ts, m["tox"], m["sent"], m["jb_hit"], m["pol_hit"], m["pii"])
             for ch in self.rates.update(key, {"toxicity": float(m["tox_hit"]) if m["tox"] is not None else None,
@@ -144,7 +150,7 @@ class ModelState:
                     alerts += self._drift_alert(key, r, m)
         pinned, self.pinned[:] = list(self.pinned), []
         return {"reports": reports, "alerts": alerts, "windows": self.windows.close(), "pinned": pinned,
-                "snapshots": self.due_snapshots()}
+                "snapshots": self.due_snapshots(), "applied": applied, "redelivered": len(records) - applied}
 
     def _ctx(self, key, m) -> dict:
         return {"app": key[0], "model_name": key[1], "model_version": key[2], "role": key[3],
@@ -225,6 +231,7 @@ def register(app: faust.App) -> None:
         if due:
             now = datetime.now(timezone.utc)
             await rt.sink.write([[*k, now, n, blob.decode()] for k, n, blob in due], table="model_state_snapshots")
+            state.saved(due)
 
     async def load_references() -> None:
         rows = await rt.sink.read("SELECT reference FROM drift_baselines FINAL")
@@ -257,11 +264,12 @@ def register(app: faust.App) -> None:
             t0 = time.perf_counter()
             out = await loop.run_in_executor(executor, state.process, records)
             rt.metrics.stage_seconds.labels("state_and_drift").inc(time.perf_counter() - t0)
-            rt.metrics.state_turns.inc(len(records))
             # Every key this batch changed is snapshotted before the batch's offsets are committed (take_events
             # acknowledges a batch when the agent asks for the next one): a worker killed without warning
             # resumes from a snapshot that holds every signal it committed, and re-reads the rest.
             await save(out["snapshots"])
+            rt.metrics.state_turns.labels("applied").inc(out["applied"])
+            rt.metrics.state_turns.labels("redelivered").inc(out["redelivered"])
             if out["pinned"]:
                 await rt.sink.write([baseline_row(ref, "first_n") for ref in out["pinned"]], table="drift_baselines")
             if out["reports"]:
@@ -274,6 +282,8 @@ def register(app: faust.App) -> None:
 
     @app.on_before_shutdown.connect
     async def _snapshot_on_shutdown(app, **kwargs):
-        await save(state.due_snapshots(force=True))
+        # on the state thread, so it waits for a batch being applied instead of reading it half-done
+        due = await asyncio.get_running_loop().run_in_executor(executor, state.due_snapshots, True)
+        await save(due)
 
     app.model_state = model_state

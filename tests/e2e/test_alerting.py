@@ -186,8 +186,9 @@ def test_restart_keeps_conversation_incident_and_model_state_and_pages_once(e2e,
     raised = toxic_alerts_raised(e2e, after_turns, at_least=10, timeout=90)
     deadline = time.monotonic() + 90
     now = (0.0, 0.0)
+    applied = 'convmon_state_turns_total{outcome="applied"}'  # counted once the batch's snapshot is stored
     while time.monotonic() < deadline:
-        now = (alerts_handled(port, "toxic_turn", duplicates=False), metric(port, "convmon_state_turns_total"))
+        now = (alerts_handled(port, "toxic_turn", duplicates=False), metric(port, applied))
         if now[0] >= raised and now[1] >= len(after):
             break
         time.sleep(0.3)

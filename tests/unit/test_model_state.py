@@ -105,8 +105,22 @@ def test_signals_redelivered_after_a_restart_are_not_counted_twice():
     blob = state.snapshot(KEY)
     again = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
     again.restore(KEY, blob)
-    again.process(recs[20:])  # offsets 120..129 were already applied before the snapshot
+    out = again.process(recs[20:])  # offsets 120..129 were already applied before the snapshot
     assert again.rates.turns[KEY] == 40
+    assert (out["applied"], out["redelivered"]) == (10, 10)
+
+
+def test_a_snapshot_stays_due_until_its_write_is_confirmed():
+    """A snapshot write cut short (shutdown, ClickHouse error) must not leave the key marked clean: the
+    shutdown snapshot would skip it and the next worker would resume from older state."""
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load(), snapshot_every=1)
+    due = state.process([dict(rec(1_800_000_000 + i), _p=0, _o=i) for i in range(5)])["snapshots"]
+    assert [(k, n) for k, n, _ in due] == [(KEY, 5)]
+    assert [(k, n) for k, n, _ in state.due_snapshots(force=True)] == [(KEY, 5)]  # write not confirmed yet
+    state.saved(due)
+    assert state.due_snapshots(force=True) == []
+    state.process([dict(rec(1_800_000_010), _p=0, _o=10)])
+    assert [(k, n) for k, n, _ in state.due_snapshots(force=True)] == [(KEY, 6)]
 
 
 def test_a_turn_republished_under_a_new_offset_is_counted_once():
