@@ -55,6 +55,11 @@ class WorkerSettings(_MaskedRepr, BaseModel):
     max_record_bytes: int = Field(1_048_576, ge=1024, description="records larger than this go to the DLQ")
     max_json_depth: int = Field(32, ge=2, description="deeper JSON goes to the DLQ")
     max_future_skew_s: float = Field(86400, ge=0, description="turns dated further ahead go to the DLQ")
+    watermark_max_ahead_s: float = Field(0, ge=0, description="event time moves a model version's minute-window "
+                                         "watermark at most this far past the wall clock (a turn dated later "
+                                         "is counted, but does not make on-time turns late)")
+    window_idle_flush_s: float = Field(120, gt=0, description="a model version with no turns for this long (wall "
+                                       "clock) has its open minute windows written")
     scoring_threads: int = Field(1, ge=1, description="threads for CPU-heavy scoring, off the event loop")
     shutdown_timeout_s: float = Field(30, gt=0)
     session_timeout_s: float = Field(30, ge=6, description="Kafka group session timeout: how soon a dead worker's "

@@ -149,8 +149,13 @@ class ModelState:
                     self.windows.note_drift(key, ts, r.statistics.get("centroid", 0.0))
                     alerts += self._drift_alert(key, r, m)
         pinned, self.pinned[:] = list(self.pinned), []
-        return {"reports": reports, "alerts": alerts, "windows": self.windows.close(), "pinned": pinned,
+        touched = {tuple(m["k"]) for m in records}
+        return {"reports": reports, "alerts": alerts, "windows": self.windows.close(keys=touched), "pinned": pinned,
                 "snapshots": self.due_snapshots(), "applied": applied, "redelivered": len(records) - applied}
+
+    def flush_idle(self) -> list:
+        """Window rows of the model versions that went quiet (MinuteWindows.idle_flush_s)."""
+        return self.windows.close(keys=())
 
     def _ctx(self, key, m) -> dict:
         return {"app": key[0], "model_name": key[1], "model_version": key[2], "role": key[3],
@@ -206,7 +211,8 @@ def register(app: faust.App) -> None:
     rt = app.convmon_runtime
     cfg = rt.settings.worker
     # snapshot_every=1: process() returns a snapshot of every key the batch changed (built off the loop)
-    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), rt.rules, snapshot_every=1)
+    windows = MinuteWindows(max_ahead_s=cfg.watermark_max_ahead_s, idle_flush_s=cfg.window_idle_flush_s)
+    state = ModelState(DriftMonitor(), RateMonitor(), windows, rt.rules, snapshot_every=1)
     executor = ThreadPoolExecutor(1, thread_name_prefix="convmon-state")
     app.convmon_model_state = state
 
@@ -279,6 +285,12 @@ def register(app: faust.App) -> None:
             for a in out["alerts"]:
                 await app.alerts_topic.send(key=a.dedup_key.encode(), value=alert_to_json(a))
             yield len(events)
+
+    @app.timer(max(1.0, cfg.window_idle_flush_s / 4))
+    async def flush_quiet_windows():
+        rows = await asyncio.get_running_loop().run_in_executor(executor, state.flush_idle)
+        if rows:
+            await rt.sink.write([w.row() for w in rows], table="window_stats")
 
     @app.on_before_shutdown.connect
     async def _snapshot_on_shutdown(app, **kwargs):

@@ -5,6 +5,12 @@ computed once per text and cached, and only the top layers and the heads train o
 frozen layers also give the drift embedding (see bert.py), which therefore does not move when
 the heads are retrained.
 
+Texts are seen as the runtime encoder sees them (scoring/suite.py): a message of up to 256 word
+pieces whole, a longer one as its overlapping windows of 128, at most `max_windows` of them. A
+message's risk logit is the maximum over its pieces, as at run time, so a long message labelled
+as an injection teaches the window that holds the injection (multiple-instance learning), and a
+long benign message teaches all of its windows.
+
 Writes models/trained/finetuned.safetensors (the top layers in fp16, the heads in fp32: the
 build turns them into the int8 suite, torch-free) and models/trained/training.json (settings,
 data hashes, per-epoch tuning metrics, time). The epoch kept is the one with the best mean
@@ -24,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from ..scoring.normalize import normalize
-from ..scoring.suite import SENTIMENT_LABELS
+from ..scoring.suite import MAX_TOKENS, SENTIMENT_LABELS, windows
 from . import bert
 from .datasets import data_hashes, training_rows, tuning_rows
 from .files import load_policies
@@ -34,7 +40,8 @@ from .metrics import auc, multiclass_report
 @dataclass
 class TrainConfig:
     frozen_layers: int = 3
-    max_tokens: int = 128
+    max_tokens: int = MAX_TOKENS  # longer texts are trained on their windows, as the runtime scores them
+    max_windows: int = 16  # windows per long text in training (16 windows ≈ 1,500 word pieces)
     epochs: int = 3
     per_task_per_epoch: int = 9000  # examples drawn per task and epoch (bigger sets are subsampled)
     batch_size: int = 32
@@ -107,12 +114,16 @@ def _mask_add(torch, mask):
 
 
 class _Cache:
-    """Frozen-layer outputs per distinct text, fp16, variable length."""
+    """Frozen-layer outputs per piece (a whole text, or one window of a long one), fp16, variable length."""
 
     def __init__(self, torch, Layer, w: dict, cfg: TrainConfig, texts: list[str], tokenizer, log):
-        self.index = {t: i for i, t in enumerate(texts)}
         enc = tokenizer.encode_batch([normalize(t) for t in texts])
-        self.ids = [np.array(e.ids[: cfg.max_tokens], dtype=np.int64) for e in enc]
+        self.ids, self.index = [], {}  # index: text → its piece numbers
+        for t, e in zip(texts, enc):
+            parts = windows(e.ids, cfg.max_tokens)[: cfg.max_windows]
+            self.index[t] = list(range(len(self.ids), len(self.ids) + len(parts)))
+            self.ids += [np.array(p, dtype=np.int64) for p in parts]
+        log(f"    {len(texts)} texts → {len(self.ids)} pieces")
         word = torch.from_numpy(w["embeddings.word_embeddings.weight"])
         pos = torch.from_numpy(w["embeddings.position_embeddings.weight"])
         typ = torch.from_numpy(w["embeddings.token_type_embeddings.weight"][0])
@@ -126,7 +137,7 @@ class _Cache:
             layer.load(w, i)
             layer.eval()
             layers.append(layer)
-        self.hidden: list = [None] * len(texts)
+        self.hidden: list = [None] * len(self.ids)
         order = np.argsort([len(x) for x in self.ids])
         t0, done = time.monotonic(), 0
         with torch.no_grad():
@@ -146,10 +157,16 @@ class _Cache:
                     self.hidden[i] = x[r, : len(self.ids[i])].to(torch.float16).clone()
                 done += len(idx)
                 if start // 64 % 100 == 0:
-                    log(f"    cached {done}/{len(texts)} texts ({done / max(time.monotonic() - t0, 1e-6):.0f}/s)")
+                    log(f"    cached {done}/{len(self.ids)} pieces ({done / max(time.monotonic() - t0, 1e-6):.0f}/s)")
+
+    def length(self, text: str) -> int:
+        """Word pieces the encoder runs for `text` (its batching cost)."""
+        return sum(self.hidden[i].shape[0] for i in self.index[text])
 
     def batch(self, torch, texts: list[str]):
-        idx = [self.index[t] for t in texts]
+        """Hidden states of every piece of `texts`, padded, and each piece's text number in `texts`."""
+        idx = [i for t in texts for i in self.index[t]]
+        owner = torch.tensor([k for k, t in enumerate(texts) for _ in self.index[t]])
         L = max(self.hidden[i].shape[0] for i in idx)
         x = torch.zeros((len(idx), L, bert.HIDDEN))
         mask = torch.zeros((len(idx), L))
@@ -157,7 +174,17 @@ class _Cache:
             n = self.hidden[i].shape[0]
             x[r, :n] = self.hidden[i].float()
             mask[r, :n] = 1
-        return x, mask
+        return x, mask, owner
+
+
+def _per_text(torch, logits, owner, n: int, task: str):
+    """Piece logits → one row per text, as the runtime reduces them (suite._reduce): the maximum for a
+    risk score, the mean for sentiment."""
+    if task == "sentiment":
+        total = torch.zeros((n, logits.shape[1])).index_add(0, owner, logits)
+        return total / torch.bincount(owner, minlength=n).clamp(min=1)[:, None].float()
+    out = torch.full((n, logits.shape[1]), -1e9)
+    return out.scatter_reduce(0, owner[:, None].expand_as(logits), logits, reduce="amax", include_self=True)
 
 
 def train(models_dir: Path, cfg: TrainConfig = TrainConfig(), log: Callable[[str], None] = print) -> dict:
@@ -204,28 +231,33 @@ def train(models_dir: Path, cfg: TrainConfig = TrainConfig(), log: Callable[[str
             loss_fns[t] = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor((ys == 0).sum() / max((ys == 1).sum(), 1)))
 
     def forward(batch_texts, train_mode: bool):
-        x, mask = cache.batch(torch, batch_texts)
+        """Pooled output of every piece of the texts, and each piece's text number."""
+        x, mask, owner = cache.batch(torch, batch_texts)
         m = _mask_add(torch, mask)
         for layer in top:
             x = layer(x, m)
-        return (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1e-9)
+        return (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1e-9), owner
+
+    def logits(t: str, batch_texts: list[str]):
+        pooled, owner = forward(batch_texts, False)
+        return _per_text(torch, heads[t](pooled), owner, len(batch_texts), t)
 
     def tune_metrics() -> dict:
         top.eval(), heads.eval()
         out = {}
         with torch.no_grad():
             for t in tasks:
-                rows = sorted(tune_rows[t], key=lambda r: len(cache.hidden[cache.index[r["text"]]]))
+                rows = sorted(tune_rows[t], key=lambda r: cache.length(r["text"]))
                 if not rows:
                     continue
-                logits = torch.cat([heads[t](forward([r["text"] for r in rows[s : s + 128]], False))
-                                    for s in range(0, len(rows), 128)]).numpy()
+                z = torch.cat([logits(t, [r["text"] for r in rows[s : s + 128]])
+                               for s in range(0, len(rows), 128)]).numpy()
                 y = [label_of[t](r) for r in rows]
                 if t == "sentiment":
                     out[t] = multiclass_report([SENTIMENT_LABELS[i] for i in y],
-                                               [SENTIMENT_LABELS[i] for i in logits.argmax(1)], SENTIMENT_LABELS)["macro_f1"]
+                                               [SENTIMENT_LABELS[i] for i in z.argmax(1)], SENTIMENT_LABELS)["macro_f1"]
                 else:
-                    out[t] = round(auc(np.array(y), logits[:, 0]), 4)
+                    out[t] = round(auc(np.array(y), z[:, 0]), 4)
         top.train(), heads.train()
         return out
 
@@ -246,23 +278,26 @@ def train(models_dir: Path, cfg: TrainConfig = TrainConfig(), log: Callable[[str
         batches = []
         chunk = cfg.batch_size * 50
         for s in range(0, len(examples), chunk):
-            part = sorted(examples[s : s + chunk], key=lambda e: len(cache.hidden[cache.index[e[1]["text"]]]))
+            part = sorted(examples[s : s + chunk], key=lambda e: cache.length(e[1]["text"]))
             batches += [part[i : i + cfg.batch_size] for i in range(0, len(part), cfg.batch_size)]
         rng.shuffle(batches)
         t0, run_loss = time.monotonic(), 0.0
         for b, batch in enumerate(batches, 1):
-            pooled = forward([r["text"] for _, r in batch], True)
+            pooled, owner = forward([r["text"] for _, r in batch], True)
             loss = 0.0
             for t in tasks:
                 sel = [i for i, (tt, _) in enumerate(batch) if tt == t]
                 if not sel:
                     continue
-                logits = heads[t](pooled[sel])
+                mine = torch.isin(owner, torch.tensor(sel))
+                renumber = torch.full((len(batch),), -1, dtype=torch.long)
+                renumber[torch.tensor(sel)] = torch.arange(len(sel))
+                z = _per_text(torch, heads[t](pooled[mine]), renumber[owner[mine]], len(sel), t)
                 y = [label_of[t](batch[i][1]) for i in sel]
                 if t == "sentiment":
-                    loss = loss + loss_fns[t](logits, torch.tensor(y)) * len(sel) / len(batch)
+                    loss = loss + loss_fns[t](z, torch.tensor(y)) * len(sel) / len(batch)
                 else:
-                    loss = loss + loss_fns[t](logits[:, 0], torch.tensor(y, dtype=torch.float32)) * len(sel) / len(batch)
+                    loss = loss + loss_fns[t](z[:, 0], torch.tensor(y, dtype=torch.float32)) * len(sel) / len(batch)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(top.parameters()) + list(heads.parameters()), 1.0)
@@ -274,7 +309,7 @@ def train(models_dir: Path, cfg: TrainConfig = TrainConfig(), log: Callable[[str
                 rate = b * cfg.batch_size / (time.monotonic() - t0)
                 log(f"    epoch {epoch} batch {b}/{len(batches)} loss {run_loss / b:.4f} ({rate:.0f} ex/s)")
         metrics = tune_metrics()
-        score = float(np.mean(list(metrics.values())))
+        score = float(np.nanmean(list(metrics.values())))  # a tuning set with one class gives nan
         history.append({"epoch": epoch, "loss": round(run_loss / len(batches), 4), "tune": metrics,
                         "mean": round(score, 4), "seconds": round(time.monotonic() - t0, 1)})
         log(f"  epoch {epoch}: tuning metrics {metrics} (mean {score:.4f})")

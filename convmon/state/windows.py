@@ -2,7 +2,12 @@
 
 A window closes when the key's watermark (latest event time seen minus `grace_s`) passes its
 end; it is emitted once. Events later than that are counted in `late_dropped` (visible in
-/metrics) instead of re-opening a closed window. ClickHouse's `window_stats` is a
+/metrics) instead of re-opening a closed window.
+
+The watermark never runs more than `max_ahead_s` (default 0) past the wall clock: one turn dated
+hours ahead (a client with a wrong clock) is counted in its own window but does not make every
+on-time turn after it late. (Any bound above 0 shortens the grace of on-time turns by as much.) A key that gets no turns for `idle_flush_s` of wall-clock time has its open
+windows emitted by `close()`, so the last minute of a model version that goes quiet is stored. ClickHouse's `window_stats` is a
 ReplacingMergeTree on (key, window_start), so a window re-emitted after a restart replaces the
 earlier row rather than adding to it.
 """
@@ -10,9 +15,10 @@ earlier row rather than adding to it.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -93,10 +99,12 @@ COLUMNS = ("window_start", "app", "model_name", "model_version", "role", "turns"
 
 
 class MinuteWindows:
-    def __init__(self, grace_s: float = 30.0):
-        self.grace_s = grace_s
+    def __init__(self, grace_s: float = 30.0, max_ahead_s: float = 0.0, idle_flush_s: float = 120.0,
+                 clock: Callable[[], float] = time.time):
+        self.grace_s, self.max_ahead_s, self.idle_flush_s, self.clock = grace_s, max_ahead_s, idle_flush_s, clock
         self.buckets: dict[tuple, dict[int, _Bucket]] = {}
         self.watermark: dict[tuple, float] = {}
+        self.last_seen: dict[tuple, float] = {}  # key → wall-clock time of its latest turn (not snapshotted)
         self.late_dropped = 0
 
     # -- snapshots: one key as plain data --------------------------------------------------------
@@ -124,6 +132,7 @@ class MinuteWindows:
 
     def restore(self, key: tuple, ks: WindowKeyState) -> None:
         self.buckets[key], self.watermark[key] = ks.buckets, ks.watermark
+        self.last_seen[key] = self.clock()  # idle from now on if no turn comes
 
     def add(self, key: tuple, ts: float, toxicity: Optional[float], sentiment: Optional[float],
             jailbreak_hit: bool, policy_hit: bool, pii: bool) -> None:
@@ -146,7 +155,9 @@ class MinuteWindows:
         b.jailbreak_hits += int(jailbreak_hit)
         b.policy_hits += int(policy_hit)
         b.pii_turns += int(pii)
-        self.watermark[key] = max(wm, ts)
+        now = self.clock()
+        self.watermark[key] = max(wm, min(ts, now + self.max_ahead_s))
+        self.last_seen[key] = now
 
     def note_drift(self, key: tuple, ts: float, score: float) -> None:
         start = int(math.floor(ts / WINDOW_S) * WINDOW_S)
@@ -154,14 +165,25 @@ class MinuteWindows:
         if b is not None:
             b.drift_score = score if b.drift_score is None else max(b.drift_score, score)
 
-    def close(self, now: Optional[float] = None) -> list[WindowRow]:
-        """Emit every window whose end is older than the watermark minus grace (or `now` minus grace)."""
+    def close(self, now: Optional[float] = None, keys=None) -> list[WindowRow]:
+        """Emit every window whose end is older than the watermark minus grace (or `now` minus grace),
+        and every open window of a key idle for `idle_flush_s`. `keys`: only those keys' watermarks
+        are checked (a batch's keys), idle keys are always flushed."""
         out = []
-        for key, buckets in self.buckets.items():
-            wm = self.watermark.get(key, float("-inf"))
+        wall = self.clock()
+        idle = {k for k, t in self.last_seen.items() if wall - t >= self.idle_flush_s}
+        for k in idle:
+            self.last_seen.pop(k, None)
+        check = self.buckets if keys is None else set(keys) | idle
+        for key in [k for k in check if k in self.buckets]:
+            buckets = self.buckets[key]
+            wm = float("inf") if key in idle else self.watermark.get(key, float("-inf"))
             if now is not None:
                 wm = max(wm, now)
-            for start in sorted(s for s in buckets if s + WINDOW_S <= wm - self.grace_s):
+            due = sorted(s for s in buckets if s + WINDOW_S <= wm - self.grace_s)
+            if key in idle and due:  # later turns of the flushed windows are late, not a second partial row
+                self.watermark[key] = max(self.watermark.get(key, float("-inf")), due[-1] + WINDOW_S + self.grace_s)
+            for start in due:
                 b = buckets.pop(start)
                 tox = np.array(b.tox, dtype=np.float64)
                 out.append(WindowRow(

@@ -15,6 +15,11 @@ from tests.unit.test_contract import VALID
 from tests.unit.test_store import make_turns
 
 
+def LATER() -> float:
+    """The tests' wall clock: after every event time they use (the watermark is capped near the wall clock)."""
+    return 2_000_000_000.0
+
+
 class Captured:
     def __init__(self):
         self.sent = []
@@ -212,7 +217,7 @@ def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_row
     from tests.unit.test_state_snapshot import legacy_row
 
     old_key = (KEY[0], KEY[1], "2023-01-01", KEY[3])
-    before = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    before = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
     before.process([dict(rec(1_800_000_000 + i, tox_hit=i % 4 == 0), id=f"b{i}", _p=7, _o=i) for i in range(80)])
     target = tmp_path / "pwned"
     client = connect(app.convmon_runtime.settings.clickhouse)

@@ -35,6 +35,11 @@ from convmon.store.sink import RowStore
 from convmon.store.turns import TurnStore
 from convmon.state.windows import COLUMNS as WINDOW_COLUMNS
 
+
+def LATER() -> float:
+    """The tests' wall clock: after every event time they use (the watermark is capped near the wall clock)."""
+    return 2_000_000_000.0
+
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "infra/grafana/dashboards").glob("*.json"))
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -86,7 +91,7 @@ def demo(chdb_path):
                                            "conversation_id": shift.conversation_id, "turn_index": shift.turn_index,
                                            "ts": s.turn.timestamp}, "shift", shift.to_dict(), str(shift.turn_index)))
     # per-model-version state: windows from the scored turns, drift from a scripted version switch
-    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(grace_s=0), rules)
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(grace_s=0, clock=LATER), rules)
     out = state.process([json.loads(signal_record(s, thresholds)[1]) for s in result.scored])
     windows, reports, pinned = list(out["windows"]), list(out["reports"]), list(out["pinned"])
     alerts += out["alerts"]

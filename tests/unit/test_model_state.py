@@ -8,6 +8,11 @@ from convmon.state.drift import DriftMonitor
 from convmon.state.rates import RateMonitor
 from convmon.state.windows import MinuteWindows
 
+
+def LATER() -> float:
+    """The tests' wall clock: after every event time they use (the watermark is capped near the wall clock)."""
+    return 2_000_000_000.0
+
 KEY = ("support-bot", "gpt-4o-mini", "2024-07-18", "assistant")
 
 
@@ -20,7 +25,7 @@ def rec(ts, tox=0.1, sent=0.3, tox_hit=False, emb=None):
 
 
 def test_minute_windows_close_once_with_grace_and_count_late_events():
-    w = MinuteWindows(grace_s=30)
+    w = MinuteWindows(grace_s=30, clock=LATER)
     for i in range(120):  # two minutes, one turn per second
         w.add(KEY, 1_800_000_000 + i, 0.01 * (i % 60), 0.5, i % 10 == 0, False, i % 30 == 0)
     rows = w.close()
@@ -57,7 +62,7 @@ def test_model_state_emits_windows_reports_pins_and_alerts():
         v = base[0] + 0.9 * rng.normal(size=384)
         return v / np.linalg.norm(v)
 
-    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
     out = state.process([rec(1_800_000_000 + i, emb=emb(a)) for i in range(400)])
     assert len(out["pinned"]) == 1 and out["windows"] and not out["alerts"]
     alerts = []
@@ -81,12 +86,12 @@ def test_restart_from_snapshot_mid_window_behaves_like_no_restart():
     stream = [rec(1_800_000_000 + i, emb=emb(a if i < 420 else b), tox_hit=i % 9 == 0) for i in range(1200)]
 
     def run(restart_at=None):
-        state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+        state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
         alerts, windows = [], []
         for start in range(0, len(stream), 60):
             if restart_at is not None and start == restart_at:
                 blob = state.snapshot(KEY)
-                state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+                state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
                 state.restore(KEY, blob)
             out = state.process(stream[start:start + 60])
             alerts += [(x.kind, x.alert_id) for x in out["alerts"]]
@@ -100,10 +105,10 @@ def test_restart_from_snapshot_mid_window_behaves_like_no_restart():
 
 def test_signals_redelivered_after_a_restart_are_not_counted_twice():
     recs = [dict(rec(1_800_000_000 + i, tox_hit=i % 3 == 0), _p=2, _o=100 + i) for i in range(40)]
-    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
     state.process(recs[:30])
     blob = state.snapshot(KEY)
-    again = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    again = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
     again.restore(KEY, blob)
     out = again.process(recs[20:])  # offsets 120..129 were already applied before the snapshot
     assert again.rates.turns[KEY] == 40
@@ -113,7 +118,7 @@ def test_signals_redelivered_after_a_restart_are_not_counted_twice():
 def test_a_snapshot_stays_due_until_its_write_is_confirmed():
     """A snapshot write cut short (shutdown, ClickHouse error) must not leave the key marked clean: the
     shutdown snapshot would skip it and the next worker would resume from older state."""
-    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load(), snapshot_every=1)
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load(), snapshot_every=1)
     due = state.process([dict(rec(1_800_000_000 + i), _p=0, _o=i) for i in range(5)])["snapshots"]
     assert [(k, n) for k, n, _ in due] == [(KEY, 5)]
     assert [(k, n) for k, n, _ in state.due_snapshots(force=True)] == [(KEY, 5)]  # write not confirmed yet
@@ -126,7 +131,47 @@ def test_a_snapshot_stays_due_until_its_write_is_confirmed():
 def test_a_turn_republished_under_a_new_offset_is_counted_once():
     recs = [dict(rec(1_800_000_000 + i), _p=0, _o=i) for i in range(20)]
     again = [dict(r, _o=100 + i) for i, r in enumerate(recs[10:])]  # same event ids, new signal offsets
-    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
     state.process(recs)
     state.process(again)
     assert state.rates.turns[KEY] == 20
+
+
+def test_one_turn_dated_hours_ahead_does_not_make_on_time_turns_late():
+    """Security review finding 6: a turn 23 h ahead moved the watermark, and 500 of 500 on-time turns after
+    it counted as late. The watermark now runs at most max_ahead_s past the wall clock."""
+    now = 1_800_000_000.0
+    w = MinuteWindows(grace_s=30, clock=lambda: now)
+    w.add(KEY, now + 23 * 3600, 0.1, 0.0, False, False, False)  # a client with a wrong clock
+    for i in range(500):  # the last 25 s, in order
+        w.add(KEY, now - 25 + i * 0.05, 0.1, 0.0, False, False, False)
+    assert w.late_dropped == 0
+    rows = w.close(now=now + 23 * 3600 + 120)
+    assert sum(r.turns for r in rows) == 501  # every turn counted, the future one in its own window
+
+
+def test_a_model_version_that_goes_quiet_has_its_last_window_written():
+    """Its watermark never passes the last window (no later turns come), so only wall-clock idleness closes it;
+    a turn of that window arriving after the flush is late, not a second, partial row replacing the first."""
+    clock = [1_800_000_000.0]
+    w = MinuteWindows(grace_s=30, idle_flush_s=120, clock=lambda: clock[0])
+    for i in range(30):
+        w.add(KEY, clock[0] - 40 + i, 0.2, 0.0, False, False, False)
+    assert w.close(keys=()) == []  # not idle yet
+    clock[0] += 121
+    rows = w.close(keys=())
+    assert [(r.model_version, r.turns) for r in rows] == [(KEY[2], 30)]
+    w.add(KEY, clock[0] - 150, 0.2, 0.0, False, False, False)  # belongs to the flushed minute
+    assert w.late_dropped == 1 and w.close(keys=()) == []
+
+
+def test_model_state_flushes_quiet_keys_only():
+    clock = [1_800_000_000.0]
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(idle_flush_s=60, clock=lambda: clock[0]),
+                       RuleSet.load())
+    quiet = ("support-bot", "gpt-4o-mini", "2024-05-13", "assistant")
+    state.process([dict(rec(clock[0] - 10 + i), k=list(quiet), id=f"q{i}") for i in range(5)])
+    clock[0] += 45
+    state.process([dict(rec(clock[0] - 10 + i), id=f"b{i}") for i in range(5)])
+    clock[0] += 30  # quiet: 75 s without a turn; busy: 30 s
+    assert [(r.model_version, r.turns) for r in state.flush_idle()] == [(quiet[2], 5)]

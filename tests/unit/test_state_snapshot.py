@@ -22,13 +22,18 @@ from convmon.state.windows import MinuteWindows
 from convmon.store.migrate import migrate
 from tests.unit.test_model_state import KEY, rec
 
+
+def LATER() -> float:
+    """The tests' wall clock: after every event time they use (the watermark is capped near the wall clock)."""
+    return 2_000_000_000.0
+
 V1 = KEY
 V2 = (KEY[0], KEY[1], "2024-09-01", KEY[3])  # the next version of the same model: V1's reference is its baseline
 T0 = 1_800_000_000
 
 
 def new_state() -> ModelState:
-    return ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(), RuleSet.load())
+    return ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
 
 
 def signals(key, start, n, emb, p=0):
