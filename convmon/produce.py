@@ -8,9 +8,10 @@ For chat backends written in Python (kafka-python, the client most of them use):
                      "app": "support-bot",
                      "model": {"provider": "openai", "name": "gpt-4o-mini", "version": "2024-07-18"}})
 
-`publish` fills `event_id` (a new UUID) and `ts` (now) when missing, uses conversation_id as
-the key, and validates locally first so that a malformed turn fails in the caller, not in
-the monitor. Other languages: produce the same JSON with any Kafka client (see README).
+`publish` fills `event_id` (a new UUID) and `ts` (now) when missing, writing both into the
+caller's dict, so that publishing the same dict again after an error re-sends the same turn
+(counted once: event_id is the idempotency key). It uses conversation_id as the key, and
+validates locally first so that a malformed turn fails in the caller, not in the monitor. Other languages: produce the same JSON with any Kafka client (see README).
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ class ContractError(ValueError):
 
 
 def complete(turn: dict[str, Any]) -> dict[str, Any]:
-    """Fill event_id/ts where missing and check the result against the contract."""
+    """Fill event_id/ts where missing, in `turn` itself, and check it against the contract.
+
+    In place on purpose: a caller that retries with the same dict sends the same event_id and ts,
+    so the retry is deduplicated instead of stored as a second turn."""
+    turn.setdefault("event_id", str(uuid.uuid4()))
+    turn.setdefault("ts", format_ts(datetime.now(timezone.utc)))
     out = dict(turn)
-    out.setdefault("event_id", str(uuid.uuid4()))
-    out.setdefault("ts", format_ts(datetime.now(timezone.utc)))
     try:
         ChatTurn.model_validate(out)
     except ValidationError as e:

@@ -169,3 +169,18 @@ def test_rejection_detail_never_quotes_the_text():
     secret = "my password is hunter2"
     out = TurnDecoder().decode(_raw({**VALID, "text": secret, "role": 42}))
     assert isinstance(out, Rejected) and secret not in out.detail and "hunter2" not in out.detail
+
+
+def test_publishing_the_same_turn_again_keeps_its_event_id_and_ts():
+    """Security review finding 10: complete() minted a new UUID (and ts) on every retry, so a retried
+    publish was stored as a second turn. The fill-ins are written into the caller's dict."""
+    from convmon.produce import complete
+
+    turn = {"conversation_id": "c-42", "turn_index": 0, "role": "user", "text": "hi", "app": "support-bot",
+            "model": {"provider": "openai", "name": "gpt-4o-mini", "version": "2024-07-18"}}
+    first = complete(turn)
+    again = complete(turn)  # the caller retries after a send error
+    assert first["event_id"] == again["event_id"] == turn["event_id"]
+    assert first["ts"] == again["ts"] == turn["ts"]
+    given = dict(turn, event_id="5b4f1d0e-8a39-4c2e-9a51-2f0d5e1b7c11")
+    assert complete(given)["event_id"] == "5b4f1d0e-8a39-4c2e-9a51-2f0d5e1b7c11"  # a caller's id is kept
