@@ -108,3 +108,36 @@ def test_server_url_errors_are_clear(settings):
     settings.clickhouse.url = "ftp://x"
     with pytest.raises(StoreError, match="expected chdb://PATH"):
         connect(settings.clickhouse)
+
+
+def test_a_turn_resent_with_a_different_ts_is_stored_once(client):
+    """Security review finding 10: the sort key held toStartOfHour(ts) (and the partition the month of ts),
+    so a retry whose ts crossed an hour was stored twice. Deduplication is on the turn's identity."""
+    migrate(client)
+    store = TurnStore(client)
+    first = make_turns(3)
+    resent = [ChatTurn.model_validate({**t.model_dump(mode="json", by_alias=True), "ts": "2026-12-01T00:00:05.000Z"})
+              for t in first]  # the same event ids, re-sent across an hour and a month boundary
+    store.write(ScoringPipeline([PiiScorer()]).score(first))
+    store.write(ScoringPipeline([PiiScorer()]).score(resent))
+    assert count(client) == 3
+    assert client.query("SELECT uniqExact(event_id) FROM turns").result_rows[0][0] == 3
+
+
+def test_migration_006_keeps_the_turns_stored_before_it(client):
+    """An existing install: turns written under 001's sorting key survive the rebuild, each once."""
+    from convmon.store.migrate import _LEDGER
+
+    client.command(_LEDGER)
+    for m in available():
+        if m.version < 6:
+            for stmt in m.statements():
+                client.command(stmt)
+            client.insert("schema_migrations", [[m.version, m.name]], column_names=["version", "name"])
+    TurnStore(client).write(scored(40))
+    assert [m.version for m in migrate(client)] == [m.version for m in available() if m.version >= 6]
+    assert count(client) == 40
+    assert "event_id" in client.query("SELECT sorting_key FROM system.tables WHERE name = 'turns' "
+                                      "AND database = currentDatabase()").result_rows[0][0]
+    assert "ts" not in client.query("SELECT sorting_key FROM system.tables WHERE name = 'turns' "
+                                    "AND database = currentDatabase()").result_rows[0][0]
