@@ -7,21 +7,24 @@ Each notification is one POST with `Content-Type: application/json` and the body
 
 and two headers:
 
-    X-Convmon-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes, key = shared secret (UTF-8)>
     X-Convmon-Timestamp: <unix seconds when this attempt was sent>
+    X-Convmon-Signature: v1=<hex HMAC-SHA256 of  timestamp + "." + body bytes,  key = shared secret (UTF-8)>
 
-How a receiver verifies it (compute over the raw bytes received, before any JSON parsing)::
+The timestamp is signed with the body (as Stripe and Slack do), so a captured request cannot be
+replayed later: a receiver rejects a signature that does not match, and a timestamp more than
+REPLAY_WINDOW_S (5 minutes) from its own clock. How a receiver verifies it, over the raw bytes
+received, before any JSON parsing (or call `verify_request` from this module)::
 
-    import hashlib, hmac
-    raw = request_body_bytes
-    expected = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, request.headers["X-Convmon-Signature"]):
+    import hashlib, hmac, time
+    ts, raw = request.headers["X-Convmon-Timestamp"], request_body_bytes
+    expected = "v1=" + hmac.new(secret.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, request.headers["X-Convmon-Signature"]) \
+            or abs(time.time() - int(ts)) > 300:
         reject(401)
 
-The signature covers the body only; `X-Convmon-Timestamp` is informative and not signed. A
-retried delivery resends the identical body (same signature), so receivers should treat
-(`alert.alert_id`, `status`) as an idempotency key; the signed `alert.ts` tells how old the event
-is. Any 2xx is success; 408/425/429/5xx and connection errors are retried, other 4xx are not.
+A retried delivery is signed again with a new timestamp (same body), so receivers should also
+treat (`alert.alert_id`, `status`) as an idempotency key; the signed `alert.ts` tells how old the
+event is. Any 2xx is success; 408/425/429/5xx and connection errors are retried, other 4xx are not.
 """
 
 from __future__ import annotations
@@ -40,14 +43,31 @@ SIGNATURE_HEADER = "X-Convmon-Signature"
 TIMESTAMP_HEADER = "X-Convmon-Timestamp"
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The X-Convmon-Signature header value for `body`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+REPLAY_WINDOW_S = 300  # a receiver accepts a timestamp at most this far from its clock
 
 
-def verify(secret: str, body: bytes, signature: str) -> bool:
-    """Constant-time check of a received X-Convmon-Signature (for receivers and tests)."""
-    return hmac.compare_digest(sign(secret, body), signature or "")
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The X-Convmon-Signature header value for `body` sent at `timestamp` (unix seconds)."""
+    signed = str(int(timestamp)).encode() + b"." + body
+    return "v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, signature: str, timestamp: "str | int | None", *,
+           window_s: float = REPLAY_WINDOW_S, now: Optional[float] = None) -> bool:
+    """Receiver side: True when `signature` is ours for this body and timestamp (constant-time
+    compare) and the timestamp is within `window_s` of `now` (default: this clock)."""
+    try:
+        ts = int(str(timestamp))
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - ts) > window_s:
+        return False
+    return hmac.compare_digest(sign(secret, body, ts), signature or "")
+
+
+def verify_request(secret: str, body: bytes, headers, **kw) -> bool:
+    """`verify` with the two headers read from a request's header mapping."""
+    return verify(secret, body, headers.get(SIGNATURE_HEADER, ""), headers.get(TIMESTAMP_HEADER), **kw)
 
 
 def webhook_payload(n: Notification) -> dict[str, Any]:
@@ -74,7 +94,8 @@ class WebhookChannel:
 
     async def deliver(self, notification: Notification) -> None:
         body = dumps(webhook_payload(notification))
-        headers = {SIGNATURE_HEADER: sign(self._secret, body), TIMESTAMP_HEADER: str(int(time.time()))}
+        ts = int(time.time())
+        headers = {SIGNATURE_HEADER: sign(self._secret, body, ts), TIMESTAMP_HEADER: str(ts)}
         await self._http.post(body, headers)
 
     async def close(self) -> None:
