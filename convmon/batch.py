@@ -11,10 +11,13 @@ from datetime import datetime, timezone
 from typing import Optional, Sequence
 
 from .contract import ChatTurn
-from .ingest import Rejected, TurnDecoder
+from .ingest import Rejected, TurnDecoder, cap_detail
 from .scoring.pipeline import ScoredTurn, ScoringPipeline
 
 DLQ_HEADER_PREFIX = "convmon."
+# Room for the key, the headers and the record overhead above worker.max_record_bytes: the DLQ
+# topic and the producer allow max_record_bytes + DLQ_HEADROOM, so any accepted-size record fits.
+DLQ_HEADROOM = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +44,22 @@ class DeadLetter:
         r = self.record
         return {
             f"{DLQ_HEADER_PREFIX}reason": self.reason.encode(),
-            f"{DLQ_HEADER_PREFIX}detail": self.detail.encode("utf-8", "replace"),
+            f"{DLQ_HEADER_PREFIX}detail": cap_detail(self.detail).encode("utf-8", "replace"),
             f"{DLQ_HEADER_PREFIX}source": f"{r.topic}/{r.partition}@{r.offset}".encode(),
             f"{DLQ_HEADER_PREFIX}failed_at": datetime.now(timezone.utc).isoformat().encode(),
         }
+
+    def message(self, max_bytes: int) -> tuple[Optional[bytes], bytes, dict[str, bytes]]:
+        """(key, value, headers) for the DLQ. When the original would not fit in `max_bytes` with its
+        headers (a record from a topic that allows more than the DLQ), the value is left out and
+        `convmon.value_omitted` gives its size: the original stays at `convmon.source`."""
+        headers = self.headers()
+        value, key = self.record.value or b"", self.record.key
+        size = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers.items()) + 512
+        if size > max_bytes:
+            headers[f"{DLQ_HEADER_PREFIX}value_omitted"] = str(len(value)).encode()
+            value = b""
+        return key, value, headers
 
 
 @dataclass(slots=True)

@@ -45,6 +45,10 @@ class TopicSettings(_MaskedRepr, BaseModel):
     signals: str = Field("convmon.signals", description="internal: per-turn signals keyed by model version")
     partitions: int = Field(4, ge=1, description="partitions for topics the worker creates")
     replication_factor: int = Field(1, ge=1)
+    retention_hours: Optional[float] = Field(168, gt=0, description="retention of the topics the worker creates, "
+                                             "except the DLQ (None = the broker's default)")
+    dlq_retention_hours: Optional[float] = Field(72, gt=0, description="retention of the DLQ, which holds raw, "
+                                                 "unredacted input (None = the broker's default, usually 7 days)")
 
 
 class WorkerSettings(_MaskedRepr, BaseModel):

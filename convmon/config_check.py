@@ -79,6 +79,11 @@ def check(s: Settings) -> list[Finding]:
         if s.alerting.secrets_file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             out.append(Finding("unsafe", "alerting.secrets_file",
                                f"{s.alerting.secrets_file} is readable by group/others: chmod 600"))
+    if s.topics.dlq_retention_hours is None:
+        out.append(Finding("unsafe", "topics.dlq_retention_hours",
+                           f"the DLQ ({s.topics.dlq}) keeps raw, unredacted rejected input for the broker's default "
+                           "retention (usually 7 days); set a short retention (default 72 h) and limit who may "
+                           "read the topic"))
     if s.log_level.lower() == "debug":
         out.append(Finding("note", "log_level", "debug logging is verbose (client libraries may log record "
                            "metadata); use info in production"))

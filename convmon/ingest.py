@@ -1,7 +1,8 @@
 """Ingest: raw Kafka record bytes → a validated ChatTurn, or a rejection with a reason.
 
 Every rejection carries a machine-readable `reason` (one of REASONS) and a short
-human-readable `detail` that never quotes the message text. The worker sends the
+human-readable `detail` (at most DETAIL_MAX_BYTES) that never quotes the input: not the text,
+and not a field name the contract does not define (an unknown 2 KB "field name" can be a secret). The worker sends the
 original bytes plus these to the dead-letter topic.
 """
 
@@ -15,7 +16,7 @@ from typing import Optional, Union
 
 from pydantic import ValidationError
 
-from .contract import ChatTurn
+from .contract import ChatTurn, ModelRef, PromptRef
 
 REASONS = {
     "empty": "the record has no value",
@@ -33,6 +34,8 @@ REASONS = {
     "scoring_error": "a scorer failed on this turn (a convmon bug; please report it)",
 }
 
+DETAIL_MAX_BYTES = 256
+_CONTRACT_NAMES = frozenset(n for m in (ChatTurn, ModelRef, PromptRef) for n in m.model_fields)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -53,7 +56,7 @@ def _no_duplicate_keys(pairs):
         seen = set()
         for k, _ in pairs:
             if k in seen:
-                raise _DuplicateKey(f"duplicate key {k!r:.40}")
+                raise _DuplicateKey("an object repeats a key" + (f" ({k})" if k in _CONTRACT_NAMES else ""))
             seen.add(k)
     return obj
 
@@ -91,10 +94,23 @@ def _has_lone_surrogate(obj) -> bool:
         return True
 
 
+def _location(loc: tuple) -> str:
+    """A field path for the detail: contract field names and list indexes only; any other name came
+    from the input (an unknown field, a metadata key) and is not repeated."""
+    return ".".join(str(p) if isinstance(p, int) or p in _CONTRACT_NAMES else "<name not shown>" for p in loc) \
+        or "(root)"
+
+
+def cap_detail(detail: str, limit: int = DETAIL_MAX_BYTES) -> str:
+    """`detail` cut to `limit` UTF-8 bytes (on a character boundary)."""
+    raw = detail.encode("utf-8", "replace")
+    return detail if len(raw) <= limit else raw[: limit - 3].decode("utf-8", "ignore") + "..."
+
+
 def _format_errors(exc: ValidationError, limit: int = 3) -> str:
     parts = []
     for err in exc.errors(include_input=False, include_url=False)[:limit]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        loc = _location(err["loc"])
         parts.append(f"{loc}: {err['msg']}")
     more = exc.error_count() - limit
     if more > 0:

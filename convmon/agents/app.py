@@ -10,7 +10,7 @@ from typing import Optional
 import faust
 from faust.types.auth import AuthProtocol
 
-from ..batch import BatchProcessor
+from ..batch import DLQ_HEADROOM, BatchProcessor
 from ..config import Settings
 from ..ingest import TurnDecoder
 from ..scoring.pipeline import ScoringPipeline
@@ -88,6 +88,7 @@ def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.A
         topic_replication_factor=settings.topics.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=settings.worker.max_record_bytes + DLQ_HEADROOM,  # a dead letter of any accepted size
         broker_commit_interval=1.0,
         broker_session_timeout=settings.worker.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.worker.session_timeout_s / 10),

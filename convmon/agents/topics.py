@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
+from ..batch import DLQ_HEADROOM
 from ..config import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,17 @@ def admin_config(settings: Settings) -> dict:
     if k.ssl_cafile:
         cfg["ssl_cafile"] = str(k.ssl_cafile)
     return cfg
+
+
+def topic_configs(settings: Settings, name: str) -> dict[str, str]:
+    """Explicit per-topic settings for a topic the worker creates: retention (the DLQ's is short: it holds
+    raw input) and, for the DLQ, a message size that fits any record the worker accepts plus its headers."""
+    t = settings.topics
+    hours = t.dlq_retention_hours if name == t.dlq else t.retention_hours
+    out = {} if hours is None else {"retention.ms": str(int(hours * 3_600_000))}
+    if name == t.dlq:
+        out["max.message.bytes"] = str(settings.worker.max_record_bytes + DLQ_HEADROOM)
+    return out
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
@@ -54,9 +66,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
         missing = [n for n in names if n not in existing]
         if missing:
             try:
-                admin.create_topics(
-                    [NewTopic(n, num_partitions=t.partitions, replication_factor=t.replication_factor) for n in missing]
-                )
+                admin.create_topics([NewTopic(n, num_partitions=t.partitions, replication_factor=t.replication_factor,
+                                              topic_configs=topic_configs(settings, n)) for n in missing])
             except TopicAlreadyExistsError:  # another worker won the race
                 pass
             log.info("created topics %s with %d partitions", missing, t.partitions)

@@ -16,7 +16,7 @@ from collections import Counter
 import faust
 
 from ..alerting.rules import turn_alerts
-from ..batch import RawRecord
+from ..batch import DLQ_HEADROOM, RawRecord
 from .alerts import alert_to_json
 from .model_state import signal_record
 from .rereads import Rereader
@@ -28,7 +28,8 @@ async def publish(app: faust.App, rt, result) -> None:
     """DLQ records, score events, per-version signals and alert candidates; returns once Kafka has them all."""
     sent = []
     for d in result.dead:
-        sent.append(await app.dlq_topic.send(key=d.record.key, value=d.record.value or b"", headers=d.headers()))
+        key, value, headers = d.message(rt.settings.worker.max_record_bytes + DLQ_HEADROOM)
+        sent.append(await app.dlq_topic.send(key=key, value=value, headers=headers))
     for s in result.scored:
         sent.append(await app.scores_topic.send(key=s.turn.conversation_id.encode(), value=s.event_bytes()))
         key, value = signal_record(s, rt.thresholds)

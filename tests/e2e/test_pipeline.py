@@ -200,3 +200,35 @@ def test_sigkill_mid_stream_then_restart_stores_every_turn_exactly_once(e2e):
     assert rows == [{"n": 4000, "u": 4000}]
     ids = {r["id"] for r in e2e.query("SELECT toString(event_id) AS id FROM turns FINAL")}
     assert ids == wanted
+
+
+def test_a_dead_letter_just_under_the_size_cap_reaches_the_dlq_and_the_worker_goes_on(e2e):
+    """Security review finding 7: a record just under worker.max_record_bytes (1 MiB) plus the DLQ headers
+    exceeded the producer's and the broker's message limit and crashed the score agent. The worker now
+    creates the DLQ with room for any accepted-size record, and with an explicit, short retention."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    worker = e2e.worker()
+    wait_for_topic(e2e, e2e.topics["scores"])
+    big = _valid(text="z" * 1_047_000)  # text_too_long; the whole record is just under 1 MiB
+    assert 1_040_000 < len(big) < 1_048_576
+    after = turn_dicts(5, "after-big")
+    with TurnPublisher(e2e.bootstrap, e2e.topics["turns"], max_request_size=2_000_000) as pub:
+        pub.publish_raw(big, key=json.loads(big)["conversation_id"].encode())
+        for t in after:
+            pub.publish(t)
+    seen, dead = collect(e2e, {t["event_id"] for t in after}, 1, timeout=120, workers=[worker])
+    assert {t["event_id"] for t in after} <= seen.keys(), worker.tail()
+    assert len(dead) == 1 and dead[0].value == big
+    assert dict(dead[0].headers)["convmon.reason"] == b"text_too_long"
+
+    admin = KafkaAdminClient(bootstrap_servers=e2e.bootstrap)
+    try:
+        res = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, e2e.topics["dlq"])])
+        configs = {k: v["value"] for k, v in res["topic"][e2e.topics["dlq"]].items()}
+    finally:
+        admin.close()
+    assert configs["retention.ms"] == str(72 * 3_600_000)
+    assert int(configs["max.message.bytes"]) >= 1_048_576 + 65536
+    rc, _ = worker.terminate(timeout=60)
+    assert rc == 0, worker.tail()

@@ -184,3 +184,32 @@ def test_publishing_the_same_turn_again_keeps_its_event_id_and_ts():
     assert first["ts"] == again["ts"] == turn["ts"]
     given = dict(turn, event_id="5b4f1d0e-8a39-4c2e-9a51-2f0d5e1b7c11")
     assert complete(given)["event_id"] == "5b4f1d0e-8a39-4c2e-9a51-2f0d5e1b7c11"  # a caller's id is kept
+
+
+def test_dlq_detail_never_echoes_unknown_field_names_and_is_capped():
+    """Security review finding 7: the detail repeated unknown field names in full; a 2 KB header carried an
+    API key. Only contract field names appear, and the header is capped."""
+    from convmon.batch import DeadLetter, RawRecord
+    from convmon.ingest import DETAIL_MAX_BYTES, TurnDecoder
+
+    secret_name = "sk-live-" + "A1b2C3d4" * 250
+    doc = {"event_id": "5b4f1d0e-8a39-4c2e-9a51-2f0d5e1b7c11", "conversation_id": "c", "turn_index": 0,
+           "role": "user", "text": "hi", "ts": "2026-11-28T12:00:00Z", "app": "a",
+           "model": {"provider": "p", "name": "m", "version": "v", secret_name: 1}, secret_name: 2}
+    r = TurnDecoder().decode(json.dumps(doc).encode())
+    assert r.reason == "schema_violation" and "sk-live" not in r.detail and "model." in r.detail
+    dup = TurnDecoder().decode(b'{"%s": 1, "%s": 2}' % (secret_name.encode(), secret_name.encode()))
+    assert dup.reason == "invalid_json" and "sk-live" not in dup.detail
+    headers = DeadLetter(RawRecord(b"x"), "schema_violation", "d" * 5000).headers()
+    assert len(headers["convmon.detail"]) <= DETAIL_MAX_BYTES
+
+
+def test_a_dead_letter_that_cannot_fit_the_dlq_keeps_its_reason_and_points_at_the_original():
+    from convmon.batch import DeadLetter, RawRecord
+
+    d = DeadLetter(RawRecord(b"v" * 2000, key=b"c-1", topic="chat.turns", partition=3, offset=17), "too_large", "x")
+    key, value, headers = d.message(max_bytes=100_000)
+    assert (key, value) == (b"c-1", b"v" * 2000) and "convmon.value_omitted" not in headers
+    key, value, headers = d.message(max_bytes=1500)
+    assert value == b"" and headers["convmon.value_omitted"] == b"2000"
+    assert headers["convmon.reason"] == b"too_large" and headers["convmon.source"] == b"chat.turns/3@17"
