@@ -119,7 +119,8 @@ class GrafanaSettings(_MaskedRepr, BaseModel):
     clickhouse_port: int = 8123
     clickhouse_protocol: str = "http"
     clickhouse_database: str = "convmon"
-    clickhouse_username: str = "convmon"
+    clickhouse_username: str = Field("grafana", description="Grafana's own read-only ClickHouse user (SELECT on "
+                                     "convmon's tables, readonly = 1; see infra/clickhouse/initdb/), never the worker's")
     clickhouse_password: Optional[SecretStr] = None
 
 

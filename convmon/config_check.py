@@ -79,6 +79,12 @@ def check(s: Settings) -> list[Finding]:
         if s.alerting.secrets_file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             out.append(Finding("unsafe", "alerting.secrets_file",
                                f"{s.alerting.secrets_file} is readable by group/others: chmod 600"))
+    worker_user = s.clickhouse.username or urlparse(s.clickhouse.url).username or "default"
+    if s.grafana.clickhouse_username in (worker_user, "default"):
+        out.append(Finding("unsafe", "grafana.clickhouse_username",
+                           f"Grafana logs in to ClickHouse as {s.grafana.clickhouse_username!r}, a user that can write: "
+                           "anyone who can edit a panel can INSERT, ALTER or DROP. Give Grafana its own readonly user "
+                           "with SELECT on convmon's tables (infra/clickhouse/initdb/10-grafana-reader.sh)"))
     if s.topics.dlq_retention_hours is None:
         out.append(Finding("unsafe", "topics.dlq_retention_hours",
                            f"the DLQ ({s.topics.dlq}) keeps raw, unredacted rejected input for the broker's default "

@@ -21,33 +21,39 @@ Role = Literal["user", "assistant", "system", "tool"]
 # RFC 3339 with a mandatory offset; pydantic alone would also accept unix numbers and naive times.
 _RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# Identifiers (app, model provider/name/version, conversation_id, prompt template/version) end up in
+# dashboards, SQL filters, alert labels and dedup keys: letters, digits and . _ : @ / + = # - only (no
+# quotes, backslashes, commas, braces, spaces or control characters). The lookahead, not `$`, ends
+# the match, so a trailing newline is refused by every JSON Schema implementation alike.
+IDENTIFIER = r"^[A-Za-z0-9._:@/+=#-]+(?![\s\S])"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # python-re: the same regex semantics as JSON Schema validators (lookahead in IDENTIFIER)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, regex_engine="python-re")
 
 
 class ModelRef(_Strict):
-    provider: StrictStr = Field(min_length=1, max_length=128)
-    name: StrictStr = Field(min_length=1, max_length=128)
-    version: StrictStr = Field(min_length=1, max_length=128)
+    provider: StrictStr = Field(min_length=1, max_length=128, pattern=IDENTIFIER)
+    name: StrictStr = Field(min_length=1, max_length=128, pattern=IDENTIFIER)
+    version: StrictStr = Field(min_length=1, max_length=128, pattern=IDENTIFIER)
 
 
 class PromptRef(_Strict):
-    template_id: StrictStr = Field(min_length=1, max_length=128)
-    version: Optional[StrictStr] = Field(default=None, max_length=128)
+    template_id: StrictStr = Field(min_length=1, max_length=128, pattern=IDENTIFIER)
+    version: Optional[StrictStr] = Field(default=None, max_length=128, pattern=IDENTIFIER)
 
 
 class ChatTurn(_Strict):
     """One chat turn. Kafka key = conversation_id."""
 
     event_id: StrictStr = Field(pattern=_UUID)
-    conversation_id: StrictStr = Field(min_length=1, max_length=256)
+    conversation_id: StrictStr = Field(min_length=1, max_length=256, pattern=IDENTIFIER)
     turn_index: StrictInt = Field(ge=0, le=1_000_000)
     role: Role
     text: StrictStr
     ts: StrictStr = Field(pattern=_RFC3339)
-    app: StrictStr = Field(min_length=1, max_length=128)
+    app: StrictStr = Field(min_length=1, max_length=128, pattern=IDENTIFIER)
     model: ModelRef
     prompt: Optional[PromptRef] = None
     user_ref: Optional[StrictStr] = Field(default=None, max_length=256)

@@ -1,8 +1,14 @@
-"""Grafana dashboards as code: `python -m convmon.dashboards` writes infra/grafana/dashboards/*.json.
+r"""Grafana dashboards as code: `python -m convmon.dashboards` writes infra/grafana/dashboards/*.json.
 
 Every panel is raw SQL for the official ClickHouse plugin (grafana-clickhouse-datasource) over
 the convmon schema; tests/unit/test_dashboards.py expands Grafana's macros and template variables
 the way Grafana does and runs every query against embedded ClickHouse with demo data.
+
+Template variables never reach SQL as quoted strings. Grafana's `singlequote` and `sqlstring`
+formats escape `'` but not `\`, which ClickHouse reads as an escape, so a value such as
+`\' OR 1=1 --` ends the literal and injects SQL. Every variable is interpolated percent-encoded
+(`${var:percentencode}`: only letters, digits and `%-_.~` reach the query) and decoded by
+ClickHouse: see `values()` and `value()`.
 """
 
 from __future__ import annotations
@@ -11,8 +17,25 @@ import json
 from pathlib import Path
 
 DS = {"type": "grafana-clickhouse-datasource", "uid": "convmon-clickhouse"}
-FILTER = ("app IN (${app:singlequote}) AND model_name IN (${model:singlequote}) "
-          "AND model_version IN (${version:singlequote}) AND role IN (${role:singlequote})")
+
+
+def values(var: str) -> str:
+    """SQL array of a multi-value variable's values. Grafana percent-encodes a selection as `{a,b}`;
+    contract identifiers contain no `,{}` (convmon/contract.py IDENTIFIER), so the split is exact."""
+    return f"splitByChar(',', trim(BOTH '{{}}' FROM decodeURLComponent('${{{var}:percentencode}}')))"
+
+
+def value(var: str) -> str:
+    """SQL string of a single-value (textbox) variable."""
+    return f"decodeURLComponent('${{{var}:percentencode}}')"
+
+
+def one_of(column: str, var: str) -> str:
+    return f"has({values(var)}, {column})"
+
+
+FILTER = " AND ".join(one_of(c, v) for c, v in (("app", "app"), ("model_name", "model"), ("model_version", "version"),
+                                                 ("role", "role")))
 
 
 def _var(name: str, label: str, sql: str, multi: bool = True) -> dict:
@@ -23,10 +46,10 @@ def _var(name: str, label: str, sql: str, multi: bool = True) -> dict:
 
 VARIABLES = [
     _var("app", "App", "SELECT DISTINCT app FROM window_stats ORDER BY app"),
-    _var("model", "Model", "SELECT DISTINCT model_name FROM window_stats WHERE app IN (${app:singlequote}) "
+    _var("model", "Model", "SELECT DISTINCT model_name FROM window_stats WHERE " + one_of("app", "app") + " "
                            "ORDER BY model_name"),
-    _var("version", "Version", "SELECT DISTINCT model_version FROM window_stats WHERE app IN (${app:singlequote}) "
-                               "AND model_name IN (${model:singlequote}) ORDER BY model_version"),
+    _var("version", "Version", "SELECT DISTINCT model_version FROM window_stats WHERE " + one_of("app", "app") + " "
+                               "AND " + one_of("model_name", "model") + " ORDER BY model_version"),
     _var("role", "Role", "SELECT DISTINCT role FROM window_stats ORDER BY role"),
 ]
 
@@ -131,7 +154,7 @@ def drift() -> dict:
     ], annotations=[
         _annotation("Model version changes",
                     "SELECT min(window_start) AS time, concat('new version ', model_name, ' ', model_version, "
-                    "' (', app, ')') AS text FROM window_stats FINAL WHERE app IN (${app:singlequote}) "
+                    "' (', app, ')') AS text FROM window_stats FINAL WHERE " + one_of("app", "app") + " "
                     "GROUP BY app, model_name, model_version HAVING $__timeFilter(time)", "blue"),
         _annotation("Alerts that paged",
                     "SELECT ts AS time, concat(kind, ': ', summary) AS text FROM alerts FINAL "
@@ -145,26 +168,26 @@ def conversations() -> dict:
     return _dashboard("convmon-conversations", "convmon — Conversations & alerts", [
         _panel("barchart", "Alerts by kind",
                "SELECT $__timeInterval(ts) AS time, kind, count() AS alerts FROM alerts FINAL "
-               "WHERE $__timeFilter(ts) AND app IN (${app:singlequote}) GROUP BY time, kind ORDER BY time"),
+               "WHERE $__timeFilter(ts) AND " + one_of("app", "app") + " GROUP BY time, kind ORDER BY time"),
         _panel("stat", "Pages (notified) in range",
                "SELECT count() AS pages FROM alerts FINAL WHERE delivery = 'notified' AND $__timeFilter(ts) "
-               "AND app IN (${app:singlequote})", w=6, thresholds=((1, "orange"), (10, "red"))),
+               "AND " + one_of("app", "app"), w=6, thresholds=((1, "orange"), (10, "red"))),
         _panel("stat", "Critical alerts in range",
                "SELECT count() AS critical FROM alerts FINAL WHERE severity = 'critical' AND $__timeFilter(ts) "
-               "AND app IN (${app:singlequote})", w=6, thresholds=((1, "red"),)),
+               "AND " + one_of("app", "app"), w=6, thresholds=((1, "red"),)),
         _panel("table", "Recent alerts",
                "SELECT ts, kind, severity, delivery, app, model_version, conversation_id, turn_index, summary "
-               "FROM alerts FINAL WHERE $__timeFilter(ts) AND app IN (${app:singlequote}) ORDER BY ts DESC LIMIT 200",
+               "FROM alerts FINAL WHERE $__timeFilter(ts) AND " + one_of("app", "app") + " ORDER BY ts DESC LIMIT 200",
                w=24),
         _panel("table", "Conversations with abrupt shifts",
                "SELECT max(ts) AS last_shift, conversation_id, app, any(turn_index) AS shift_turn, any(summary) AS summary "
-               "FROM alerts FINAL WHERE kind = 'sentiment_shift' AND $__timeFilter(ts) AND app IN (${app:singlequote}) "
+               "FROM alerts FINAL WHERE kind = 'sentiment_shift' AND $__timeFilter(ts) AND " + one_of("app", "app") + " "
                "GROUP BY conversation_id, app ORDER BY last_shift DESC LIMIT 100", w=24,
                description="Type a conversation id into the variable above to see its turns."),
         _panel("table", "Conversation turns (redacted text only)",
                "SELECT turn_index, role, ts, round(toxicity, 3) AS toxicity, round(sentiment, 3) AS sentiment, "
                "sentiment_label, round(jailbreak, 3) AS jailbreak, policy_hits, pii, text_redacted FROM turns FINAL "
-               "WHERE conversation_id = ${conversation:singlequote} ORDER BY turn_index", w=24, h=12),
+               "WHERE conversation_id = " + value("conversation") + " ORDER BY turn_index", w=24, h=12),
     ], extra_vars=[conv_var])
 
 

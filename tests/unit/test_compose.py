@@ -61,3 +61,22 @@ def test_mounted_files_exist_and_worker_pages_alertmanager():
     assert channels == [{"type": "alertmanager", "url": "http://alertmanager:9093"}]
     am = yaml.safe_load((ROOT / "infra/alertmanager/alertmanager.yml").read_text())
     assert am["route"]["receiver"] in {r["name"] for r in am["receivers"]}
+
+
+def test_grafana_reads_clickhouse_as_its_own_readonly_user():
+    """Security review finding 2: Grafana logged in as the worker's user, so it could INSERT (and write a
+    crafted model-state snapshot). It now has its own user, created readonly with SELECT grants only."""
+    services = _compose()["services"]
+    worker_user = services["worker"]["environment"]["CONVMON_CLICKHOUSE__USERNAME"]
+    grafana_user = services["grafana"]["environment"]["CLICKHOUSE_USER"]
+    assert grafana_user != worker_user
+    assert services["clickhouse"]["environment"]["GRAFANA_CLICKHOUSE_USER"] == grafana_user
+    assert "./infra/clickhouse/initdb:/docker-entrypoint-initdb.d:ro" in services["clickhouse"]["volumes"]
+    script = (ROOT / "infra/clickhouse/initdb/10-grafana-reader.sh").read_text()
+    statements = [s.strip() for s in script.split("<<SQL", 1)[1].split("\nSQL", 1)[0].split(";") if s.strip()]
+    assert "readonly = 1" in statements[0]
+    grants = statements[1:]
+    assert grants and all(re.fullmatch(r"GRANT SELECT ON convmon\.\w+ TO \S+", g) for g in grants), grants
+    assert not any("model_state_snapshots" in g or "convmon.*" in g for g in grants)
+    provisioned = yaml.safe_load((ROOT / "infra/grafana/provisioning/datasources/clickhouse.yaml").read_text())
+    assert provisioned["datasources"][0]["jsonData"]["username"] == "${CLICKHOUSE_USER}"

@@ -23,6 +23,7 @@ def test_unsafe_settings_are_reported(tmp_path):
     s = Settings(
         var=tmp_path / "var", kafka_bootstrap="kafka.prod:9092", clickhouse_url="http://user:pw@ch.prod:8123",
         privacy={"store_raw_text": True}, topics={"dlq_retention_hours": None},
+        clickhouse={"username": "convmon"}, grafana={"clickhouse_username": "convmon"},
         alerting={"channels": [{"type": "slack", "url": "https://hooks.slack.com/services/T/B/x"},
                                {"type": "webhook", "name": "w", "url": "https://example.com/h"}],
                   "secrets_file": str(secrets)},
@@ -30,7 +31,7 @@ def test_unsafe_settings_are_reported(tmp_path):
     found = levels(s)
     for setting in ("privacy.store_raw_text", "kafka.security_protocol", "clickhouse.url",
                     "alerting.channels[slack].url", "alerting.channels[w]", "alerting.secrets_file",
-                    "topics.dlq_retention_hours"):
+                    "topics.dlq_retention_hours", "grafana.clickhouse_username"):
         assert ("unsafe", setting) in found, setting
     messages = " ".join(str(f) for f in check(s))
     assert "pw@" not in messages and "services/T/B/x" not in messages  # never echo secrets

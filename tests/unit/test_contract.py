@@ -213,3 +213,25 @@ def test_a_dead_letter_that_cannot_fit_the_dlq_keeps_its_reason_and_points_at_th
     key, value, headers = d.message(max_bytes=1500)
     assert value == b"" and headers["convmon.value_omitted"] == b"2000"
     assert headers["convmon.reason"] == b"too_large" and headers["convmon.source"] == b"chat.turns/3@17"
+
+
+@pytest.mark.parametrize("field,bad", [("app", "support\\"), ("app", "x' OR 1=1 --"), ("conversation_id", "c 42"),
+                                       ("conversation_id", "a,b"), ("conversation_id", "c-42\n"),
+                                       ("model.version", "v{1}"), ("model.name", "gpt\u00a04")])
+def test_identifiers_that_reach_sql_and_labels_have_a_documented_charset(field, bad):
+    """Security review finding 2: an app ending in a backslash (accepted before) broke every dashboard panel."""
+    doc = copy.deepcopy(VALID)
+    if "." in field:
+        outer, inner = field.split(".")
+        doc[outer][inner] = bad
+    else:
+        doc[field] = bad
+    assert not schema_accepts(doc) and not model_accepts(doc)
+
+
+@pytest.mark.parametrize("ok", ["support-bot", "gpt-4o-mini", "meta-llama/Llama-3.1-8B-Instruct", "claude@20240620",
+                                "slack:T123:C456", "2024-07-18", "conv_9f8e+1=#2"])
+def test_common_identifiers_are_accepted(ok):
+    doc = copy.deepcopy(VALID)
+    doc["app"] = doc["conversation_id"] = doc["model"]["name"] = doc["model"]["version"] = ok
+    assert schema_accepts(doc) and model_accepts(doc)

@@ -127,14 +127,24 @@ def demo(chdb_path):
     return client, shift_conv
 
 
-def expand(sql: str, variables: dict[str, list[str]]) -> str:
-    """Grafana's expansion: template variables (singlequote format; All = every value), then plugin macros."""
+def grafana_format(fmt: str, values: "list[str] | str") -> str:
+    """Grafana's own variable formatters (public/app/features/templating/formatRegistry.ts), including
+    their escaping, so a test sees what Grafana really sends: singlequote escapes `'` as `\\'` and
+    leaves backslashes alone; percentencode is encodeURIComponentStrict of `{a,b}` for a selection."""
+    from urllib.parse import quote
 
-    def quote(m):
-        values = variables[m.group(1)]
-        return ",".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values) or "''"
+    if fmt == "singlequote":
+        vs = values if isinstance(values, list) else [values]
+        return ",".join("'" + v.replace("'", "\\'") + "'" for v in vs)
+    if fmt == "percentencode":
+        joined = "{" + ",".join(values) + "}" if isinstance(values, list) else values
+        return quote(joined, safe="")  # encodeURIComponent, plus !'()* escaped: only A-Za-z0-9-_.~ stay
+    raise AssertionError(f"format {fmt} not modelled")
 
-    sql = re.sub(r"\$\{(\w+):singlequote\}", quote, sql)
+
+def expand(sql: str, variables: "dict[str, list[str] | str]") -> str:
+    """Grafana's expansion: template variables (All = every value), then plugin macros."""
+    sql = re.sub(r"\$\{(\w+):(\w+)\}", lambda m: grafana_format(m[2], variables[m[1]]), sql)
     frm, to = int(FROM.timestamp()), int(TO.timestamp())
     sql = re.sub(r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m[1]} >= toDateTime({frm}) AND {m[1]} <= toDateTime({to})", sql)
     sql = re.sub(r"\$__timeInterval\(([^)]+)\)",
@@ -148,7 +158,7 @@ def variables_for(dash: dict, client, conversation: str) -> dict[str, list[str]]
     values: dict[str, list[str]] = {}
     for v in dash["templating"]["list"]:
         if v["type"] == "textbox":
-            values[v["name"]] = [conversation]
+            values[v["name"]] = conversation
             continue
         rows = client.query(expand(v["query"], values)).result_rows
         values[v["name"]] = [str(r[0]) for r in rows]
@@ -181,6 +191,32 @@ def test_panel_query_runs_and_returns_what_the_panel_needs(demo, dashboard, name
         assert len(rows) == 1 and types[0].startswith(("UInt", "Int", "Float")), (name, types)
     elif kind == "annotation":
         assert list(cols[:2]) == ["time", "text"], (name, cols)
+
+
+INJECTIONS = ["\\' OR 1=1 --", "x' OR 1=1 --", "ends-in-backslash\\", "'; DROP TABLE turns; --", "a,b{c}%27"]
+
+
+@pytest.mark.parametrize("hostile", INJECTIONS)
+def test_a_hostile_variable_value_is_data_not_sql(demo, hostile):
+    """Security review finding 2: Grafana's singlequote turns ' into \\' and leaves backslashes alone, so
+    `\\' OR 1=1 --` in the conversation textbox returned every conversation, and an app ending in a
+    backslash broke every panel. Each value is now percent-encoded by Grafana and decoded by ClickHouse."""
+    client, conversation = demo
+    dash = json.loads((ROOT / "infra/grafana/dashboards/convmon-conversations.json").read_text())
+    turns_sql = next(t["rawSql"] for p in dash["panels"] for t in p["targets"] if "FROM turns" in t["rawSql"])
+    values = variables_for(dash, client, hostile)
+    assert client.query(expand(turns_sql, values)).result_rows == []  # no conversation has that id
+    assert client.query(expand(turns_sql, dict(values, conversation=conversation))).result_rows  # a real one
+    for _, _, sql in _queries(dash):  # a hostile app name among the selection (stored before validation)
+        client.query(expand(sql, dict(values, app=values["app"] + [hostile], conversation=hostile)))
+
+
+def test_the_old_singlequote_expansion_was_injectable(demo):
+    """The regression the test above guards against, shown with Grafana's real singlequote escaping."""
+    client, _ = demo
+    sql = "SELECT count() FROM turns FINAL WHERE conversation_id = ${conversation:singlequote}"
+    assert client.query(expand(sql, {"conversation": "\\' OR 1=1 --"})).result_rows[0][0] > 0
+    assert "singlequote" not in "".join(d.read_text() for d in DASHBOARDS)
 
 
 def test_dashboards_are_structurally_sound():
