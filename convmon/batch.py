@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from .contract import ChatTurn
 from .ingest import Rejected, TurnDecoder, cap_detail
@@ -69,9 +69,11 @@ class BatchResult:
 
 
 class BatchProcessor:
-    def __init__(self, decoder: TurnDecoder, pipeline: ScoringPipeline):
+    def __init__(self, decoder: TurnDecoder, pipeline: ScoringPipeline,
+                 protect: Optional[Callable[[ChatTurn], ChatTurn]] = None):
         self.decoder = decoder
         self.pipeline = pipeline
+        self.protect = protect  # convmon.privacy.Protector: pseudonymised ids and redacted metadata from here on
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
         result = BatchResult()
@@ -80,6 +82,8 @@ class BatchProcessor:
         for rec in records:
             try:
                 decoded = self.decoder.decode(rec.value, rec.key)
+                if self.protect is not None and not isinstance(decoded, Rejected):
+                    decoded = self.protect(decoded)
             except Exception as e:  # a decoder bug must not stop the stream
                 decoded = Rejected("internal_error", f"decoder raised {type(e).__name__}")
             if isinstance(decoded, Rejected):

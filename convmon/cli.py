@@ -171,6 +171,19 @@ def produce(ctx: click.Context, file: Path, rate: float | None, topic: str | Non
     click.echo(f"published {n} turns to {pub.topic} at {settings.kafka.bootstrap}")
 
 
+@main.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.pass_context
+def pseudonym(ctx: click.Context, ids: tuple[str, ...]) -> None:
+    """Print the pseudonym stored for each conversation id or user ref (to look one up in ClickHouse,
+    Grafana or an alert). Uses the workers' key: privacy.pseudonym_key, else <var>/pseudonym.key."""
+    from .privacy import Protector, pseudonym as keyed
+
+    key = Protector.from_settings(_settings(ctx)).key
+    for raw in ids:
+        click.echo(f"{raw}\t{keyed(key, raw)}")
+
+
 # --- demo ---------------------------------------------------------------------------------------
 @main.command()
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,

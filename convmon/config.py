@@ -126,6 +126,11 @@ class GrafanaSettings(_MaskedRepr, BaseModel):
 
 class PrivacySettings(_MaskedRepr, BaseModel):
     store_raw_text: bool = Field(False, description="opt-in: also store the unredacted text in ClickHouse")
+    pseudonym_key: Optional[SecretStr] = Field(None, description="HMAC key for conversation_id/user_ref pseudonyms "
+                                               "(CONVMON_PRIVACY__PSEUDONYM_KEY; the same on every worker). Unset: "
+                                               "one is generated in <var>/pseudonym.key")
+    metadata_raw_keys: list[str] = Field(default_factory=list, description="metadata keys stored as sent; every "
+                                         "other metadata value goes through PII redaction")
 
 
 class Settings(_MaskedRepr, BaseSettings):

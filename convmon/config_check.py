@@ -85,6 +85,12 @@ def check(s: Settings) -> list[Finding]:
                            f"Grafana logs in to ClickHouse as {s.grafana.clickhouse_username!r}, a user that can write: "
                            "anyone who can edit a panel can INSERT, ALTER or DROP. Give Grafana its own readonly user "
                            "with SELECT on convmon's tables (infra/clickhouse/initdb/10-grafana-reader.sh)"))
+    if s.privacy.pseudonym_key is None:  # a risk once workers can run on more than one machine
+        out.append(Finding("unsafe" if remote_kafka or not s.embedded_clickhouse else "note", "privacy.pseudonym_key",
+                           "no pseudonymisation key: conversation ids and user refs are pseudonymised with a key "
+                           f"generated in {s.var}/pseudonym.key, which a worker on another machine does not share "
+                           "(its pseudonyms would differ, and losing the file loses every lookup); set "
+                           "CONVMON_PRIVACY__PSEUDONYM_KEY to the same secret on every worker"))
     if s.topics.dlq_retention_hours is None:
         out.append(Finding("unsafe", "topics.dlq_retention_hours",
                            f"the DLQ ({s.topics.dlq}) keeps raw, unredacted rejected input for the broker's default "

@@ -183,7 +183,8 @@ def conversations() -> dict:
                "SELECT max(ts) AS last_shift, conversation_id, app, any(turn_index) AS shift_turn, any(summary) AS summary "
                "FROM alerts FINAL WHERE kind = 'sentiment_shift' AND $__timeFilter(ts) AND " + one_of("app", "app") + " "
                "GROUP BY conversation_id, app ORDER BY last_shift DESC LIMIT 100", w=24,
-               description="Type a conversation id into the variable above to see its turns."),
+               description="Conversation ids are stored as pseudonyms: type one from the table above, or run "
+                           "`convmon pseudonym <conversation id>`, into the variable to see its turns."),
         _panel("table", "Conversation turns (redacted text only)",
                "SELECT turn_index, role, ts, round(toxicity, 3) AS toxicity, round(sentiment, 3) AS sentiment, "
                "sentiment_label, round(jailbreak, 3) AS jailbreak, policy_hits, pii, text_redacted FROM turns FINAL "

@@ -23,6 +23,7 @@ import click
 
 from .config import Settings
 from .redact import mask_url
+from .privacy import Protector, pseudonym
 from .produce import TurnPublisher, complete, read_jsonl
 from .scoring.suite import default_model_dir
 
@@ -71,6 +72,7 @@ def run_demo(settings: Settings, file: Optional[Path], timeout: float) -> int:
     metrics_port = _free_port()
     env = dict(os.environ, CONVMON_VAR=str(settings.var), CONVMON_KAFKA_BOOTSTRAP=settings.kafka.bootstrap,
                CONVMON_WORKER__METRICS_PORT=str(metrics_port),
+               CONVMON_PRIVACY__METADATA_RAW_KEYS=json.dumps(sorted({*settings.privacy.metadata_raw_keys, "demo_run"})),
                CONVMON_CLICKHOUSE_URL=settings.clickhouse.url)
     _echo("starting `convmon worker`…")
     log_path = settings.var / "demo-worker.log"
@@ -124,7 +126,8 @@ def run_demo(settings: Settings, file: Optional[Path], timeout: float) -> int:
                 if worker.poll() is not None:
                     break
         consumer.close()
-        _wait_for_alerts(settings, metrics_port, run_id)
+        protect = Protector.from_settings(settings)  # the worker's key: alerts carry conversation pseudonyms
+        _wait_for_alerts(settings, metrics_port, {pseudonym(protect.key, t["conversation_id"]) for t in turns})
     finally:
         if worker.poll() is None:
             _echo("stopping the worker (SIGTERM)…")
@@ -151,7 +154,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_alerts(settings: Settings, port: int, run_id: str, timeout: float = 30.0) -> None:
+def _wait_for_alerts(settings: Settings, port: int, conversations: set[str], timeout: float = 30.0) -> None:
     """Let the alerts agent handle this run's alert candidates before the worker is stopped."""
     import re
     import urllib.request
@@ -160,7 +163,7 @@ def _wait_for_alerts(settings: Settings, port: int, run_id: str, timeout: float 
 
     c = KafkaConsumer(settings.topics.alerts, bootstrap_servers=settings.kafka.bootstrap.split(","), group_id=None,
                       auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=2000)
-    candidates = sum(1 for m in c if (json.loads(m.value).get("conversation_id") or "").startswith(run_id)
+    candidates = sum(1 for m in c if json.loads(m.value).get("conversation_id") in conversations
                      or json.loads(m.value).get("conversation_id") is None)
     c.close()
     deadline = time.monotonic() + timeout

@@ -13,6 +13,7 @@ from faust.types.auth import AuthProtocol
 from ..batch import DLQ_HEADROOM, BatchProcessor
 from ..config import Settings
 from ..ingest import TurnDecoder
+from ..privacy import Protector
 from ..scoring.pipeline import ScoringPipeline
 from ..alerting.rules import RuleSet
 from ..metrics import Metrics
@@ -62,7 +63,7 @@ class Runtime:
 def build_runtime(settings: Settings, sink: Optional[StoreSink] = None) -> Runtime:
     scorers = build_scorers(settings)
     pipeline = ScoringPipeline(scorers)
-    processor = BatchProcessor(TurnDecoder.from_settings(settings.worker), pipeline)
+    processor = BatchProcessor(TurnDecoder.from_settings(settings.worker), pipeline, Protector.from_settings(settings))
     suite = next((s for s in scorers if isinstance(s, SuiteScorer)), None)
     return Runtime(
         rules=RuleSet.load(settings.alerting.rules_file),

@@ -36,8 +36,22 @@ def e2e(broker, tmp_path):
     return Env(broker, tmp_path)
 
 
+PSEUDONYM_KEY = "e2e-pseudonym-key"
+
+
 class Env:
     """One isolated convmon deployment on the shared broker."""
+
+    @staticmethod
+    def ps(conversation_id: str) -> str:
+        """The pseudonym the workers store and publish for a conversation id (convmon/privacy.py)."""
+        from convmon.privacy import pseudonym
+
+        return pseudonym(PSEUDONYM_KEY.encode(), conversation_id)
+
+    def ps_in(self, conversation_ids) -> str:
+        """SQL list of the pseudonyms of these conversation ids."""
+        return "(" + ",".join(f"'{self.ps(c)}'" for c in conversation_ids) + ")"
 
     def __init__(self, bootstrap: str, tmp: Path):
         tag = uuid.uuid4().hex[:8]
@@ -55,6 +69,7 @@ class Env:
             CONVMON_TOPICS__ALERTS=self.topics["alerts"],
             CONVMON_TOPICS__SIGNALS=self.topics["signals"],
             CONVMON_LOG_LEVEL=os.environ.get("CONVMON_TEST_WORKER_LOG_LEVEL", "info"),
+            CONVMON_PRIVACY__PSEUDONYM_KEY=PSEUDONYM_KEY,
         )
         self.env.pop("CONVMON_CONFIG", None)
         self.bootstrap = bootstrap

@@ -182,7 +182,7 @@ def test_restart_keeps_conversation_incident_and_model_state_and_pages_once(e2e,
     # Wait until the second worker's agents are done: its alerts agent has stored a decision (notified or
     # suppressed, not a re-handled duplicate) for every toxic_turn alert raised on a turn after the restart,
     # and the model-state agent has taken every turn it was given.
-    after_turns = {(t["conversation_id"], t["turn_index"]) for t in after}
+    after_turns = {(e2e.ps(t["conversation_id"]), t["turn_index"]) for t in after}
     raised = toxic_alerts_raised(e2e, after_turns, at_least=10, timeout=90)
     deadline = time.monotonic() + 90
     now = (0.0, 0.0)
@@ -202,8 +202,9 @@ def test_restart_keeps_conversation_incident_and_model_state_and_pages_once(e2e,
 
     shift_pages = rx.pages("sentiment_shift")
     assert len(shift_pages) == 1, [p["alert"]["summary"] for p in rx.posts]
-    assert shift_pages[0]["alert"]["conversation_id"] == shift_conv and shift_pages[0]["alert"]["turn_index"] == 4
-    burst_pages = [p for p in rx.pages("toxic_turn") if p["alert"]["conversation_id"] == burst_conv]
+    assert shift_pages[0]["alert"]["conversation_id"] == e2e.ps(shift_conv) and shift_pages[0]["alert"]["turn_index"] == 4
+    assert shift_conv not in json.dumps(rx.posts)  # pages carry the pseudonym only
+    burst_pages = [p for p in rx.pages("toxic_turn") if p["alert"]["conversation_id"] == e2e.ps(burst_conv)]
     assert len(burst_pages) == 1  # 20 toxic turns across a restart: one incident, one page
     keys = [(p["dedup_key"], p["status"]) for p in rx.posts]
     assert len(keys) == len(set(keys)), "a page was delivered twice"
@@ -216,7 +217,7 @@ def test_restart_keeps_conversation_incident_and_model_state_and_pages_once(e2e,
     assert snap == [{"turns": user_turns}], snap
 
     rows = e2e.query("SELECT delivery, count() AS n FROM alerts FINAL "
-                     f"WHERE conversation_id = '{burst_conv}' AND kind = 'toxic_turn' GROUP BY delivery ORDER BY delivery")
+                     f"WHERE conversation_id = '{e2e.ps(burst_conv)}' AND kind = 'toxic_turn' GROUP BY delivery ORDER BY delivery")
     assert rows == [{"delivery": "notified", "n": 1}, {"delivery": "suppressed", "n": 19}]
 
 

@@ -14,6 +14,7 @@ def levels(s):
 def test_local_defaults_are_safe(tmp_path):
     s = Settings(var=tmp_path / "var")
     assert [f for f in check(s) if f.level == "unsafe"] == []
+    assert ("note", "privacy.pseudonym_key") in levels(s)  # one machine: the generated key is enough, but said
 
 
 def test_unsafe_settings_are_reported(tmp_path):
@@ -31,7 +32,7 @@ def test_unsafe_settings_are_reported(tmp_path):
     found = levels(s)
     for setting in ("privacy.store_raw_text", "kafka.security_protocol", "clickhouse.url",
                     "alerting.channels[slack].url", "alerting.channels[w]", "alerting.secrets_file",
-                    "topics.dlq_retention_hours", "grafana.clickhouse_username"):
+                    "topics.dlq_retention_hours", "grafana.clickhouse_username", "privacy.pseudonym_key"):
         assert ("unsafe", setting) in found, setting
     messages = " ".join(str(f) for f in check(s))
     assert "pw@" not in messages and "services/T/B/x" not in messages  # never echo secrets
@@ -43,7 +44,7 @@ def test_cli_exit_status(tmp_path, monkeypatch):
         if k.startswith("CONVMON_"):
             monkeypatch.delenv(k)
     r = CliRunner().invoke(main, ["config", "check"])
-    assert r.exit_code == 0 and "no unsafe settings" in r.output
+    assert r.exit_code == 0 and "0 unsafe setting(s)" in r.output
     monkeypatch.setenv("CONVMON_PRIVACY__STORE_RAW_TEXT", "true")
     r = CliRunner().invoke(main, ["config", "check"])
     assert r.exit_code == 1 and "privacy.store_raw_text" in r.output
