@@ -15,9 +15,15 @@ from .ingest import Rejected, TurnDecoder, cap_detail
 from .scoring.pipeline import ScoredTurn, ScoringPipeline
 
 DLQ_HEADER_PREFIX = "convmon."
-# Room for the key, the headers and the record overhead above worker.max_record_bytes: the DLQ
-# topic and the producer allow max_record_bytes + DLQ_HEADROOM, so any accepted-size record fits.
+# Room for the key, the headers and the record overhead: the DLQ topic and the producer allow
+# dlq_max_bytes(), so a dead letter of any size the worker reads (up to max_record_bytes, or the
+# broker's default 1 MiB for the too_large ones) fits with its headers.
 DLQ_HEADROOM = 65536
+BROKER_DEFAULT_MESSAGE_BYTES = 1_048_588
+
+
+def dlq_max_bytes(max_record_bytes: int) -> int:
+    return max(max_record_bytes, BROKER_DEFAULT_MESSAGE_BYTES) + DLQ_HEADROOM
 
 
 @dataclass(frozen=True, slots=True)

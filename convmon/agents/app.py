@@ -10,7 +10,7 @@ from typing import Optional
 import faust
 from faust.types.auth import AuthProtocol
 
-from ..batch import DLQ_HEADROOM, BatchProcessor
+from ..batch import BatchProcessor, dlq_max_bytes
 from ..config import Settings
 from ..ingest import TurnDecoder
 from ..privacy import Protector
@@ -89,7 +89,7 @@ def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.A
         topic_replication_factor=settings.topics.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_max_request_size=settings.worker.max_record_bytes + DLQ_HEADROOM,  # a dead letter of any accepted size
+        producer_max_request_size=dlq_max_bytes(settings.worker.max_record_bytes),  # a dead letter of any accepted size
         broker_commit_interval=1.0,
         broker_session_timeout=settings.worker.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.worker.session_timeout_s / 10),

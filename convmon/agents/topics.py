@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..batch import DLQ_HEADROOM
+from ..batch import dlq_max_bytes
 from ..config import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     hours = t.dlq_retention_hours if name == t.dlq else t.retention_hours
     out = {} if hours is None else {"retention.ms": str(int(hours * 3_600_000))}
     if name == t.dlq:
-        out["max.message.bytes"] = str(settings.worker.max_record_bytes + DLQ_HEADROOM)
+        out["max.message.bytes"] = str(dlq_max_bytes(settings.worker.max_record_bytes))
     return out
 
 

@@ -16,7 +16,7 @@ from collections import Counter
 import faust
 
 from ..alerting.rules import turn_alerts
-from ..batch import DLQ_HEADROOM, RawRecord
+from ..batch import RawRecord, dlq_max_bytes
 from .alerts import alert_to_json
 from .model_state import signal_record
 from .rereads import Rereader
@@ -28,7 +28,7 @@ async def publish(app: faust.App, rt, result) -> None:
     """DLQ records, score events, per-version signals and alert candidates; returns once Kafka has them all."""
     sent = []
     for d in result.dead:
-        key, value, headers = d.message(rt.settings.worker.max_record_bytes + DLQ_HEADROOM)
+        key, value, headers = d.message(dlq_max_bytes(rt.settings.worker.max_record_bytes))
         sent.append(await app.dlq_topic.send(key=key, value=value, headers=headers))
     for s in result.scored:
         sent.append(await app.scores_topic.send(key=s.turn.conversation_id.encode(), value=s.event_bytes()))
