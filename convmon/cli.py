@@ -337,7 +337,10 @@ def score(ctx: click.Context, text: str | None, file, as_json: bool) -> None:
     scorer = OfflineScorer(threads=2)
     if text is not None:
         (row,) = scorer.score([{"text": text}])
-        click.echo(json.dumps(row, ensure_ascii=False, indent=None if as_json else 2))
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:  # for people: each signal with its threshold and decision (--json for machines)
+            click.echo("\n".join(scorer.verdicts(row)))
         return
 
     def records():
