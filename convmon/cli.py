@@ -463,7 +463,7 @@ def config_check(ctx: click.Context) -> None:
 @click.pass_context
 def config_show(ctx: click.Context) -> None:
     """Print the effective settings as JSON (secrets, URL passwords and secret URL parameters masked)."""
-    click.echo(json.dumps(_settings(ctx).masked(), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(_settings(ctx).effective(), indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -208,6 +208,20 @@ class Settings(_MaskedRepr, BaseSettings):
         """The settings as JSON-able data with every secret masked (convmon.redact): safe to print or log."""
         return mask_data(self)
 
+    def effective(self) -> dict:
+        """`masked()` as the worker uses it: the shortcuts folded into their nested settings and the
+        built-in defaults named instead of null (what `convmon config show` prints)."""
+        out = self.masked()
+        out.pop("kafka_bootstrap", None)
+        out.pop("clickhouse_url", None)
+        if out["alerting"].get("rules_file") is None:
+            out["alerting"]["rules_file"] = "(built in) infra/alerting/rules.toml"
+        if out["scoring"].get("models_dir") is None:
+            out["scoring"]["models_dir"] = "(built in) the packaged convmon/models"
+        if out["privacy"].get("pseudonym_key") is None:
+            out["privacy"]["pseudonym_key"] = f"(generated) {self.var / 'pseudonym.key'}"
+        return out
+
     @property
     def embedded_clickhouse(self) -> bool:
         return self.clickhouse.url.startswith("chdb://")

@@ -98,6 +98,9 @@ def test_config_show_masks_every_secret(tmp_path, monkeypatch):
     assert shown["alerting"]["channels"][0]["secret_env"] == "CONVMON_WEBHOOK_SECRET"  # a name, not a secret
     assert shown["kafka"]["sasl_password"] == "***" and shown["kafka"]["bootstrap"] == "127.0.0.1:9092"
     assert shown["worker"]["batch_size"] == 512 and shown["var"] == str(tmp_path / "var")
+    # effective values only (issue 12): no null shortcuts beside the nested values, defaults named
+    assert "clickhouse_url" not in shown and "kafka_bootstrap" not in shown
+    assert "rules.toml" in shown["alerting"]["rules_file"] and shown["scoring"]["models_dir"]
 
 
 def test_validation_errors_never_echo_the_value(tmp_path, monkeypatch):
