@@ -147,12 +147,18 @@ def produce(ctx: click.Context, file: Path, rate: float | None, topic: str | Non
     from .produce import ContractError, TurnPublisher, complete, read_jsonl
 
     settings = _settings(ctx)
+    turns = []
     try:
-        turns = [complete(t) for _, t in read_jsonl(file)]
+        for lineno, t in read_jsonl(file):
+            try:
+                turns.append(complete(t))
+            except (ContractError, AttributeError, TypeError) as e:
+                detail = e if isinstance(e, ContractError) else "not a JSON object"
+                raise click.ClickException(f"{file}:{lineno}: {detail}") from None
     except ContractError as e:
         raise click.ClickException(str(e)) from None
-    except Exception as e:
-        raise click.ClickException(f"{file}: {e}") from None
+    if not turns:
+        raise click.ClickException(f"{file} holds no turns (one JSON object per line): nothing was published")
     try:
         pub = TurnPublisher(settings.kafka.bootstrap, topic or settings.topics.turns)
     except Exception as e:

@@ -43,8 +43,10 @@ def complete(turn: dict[str, Any]) -> dict[str, Any]:
     try:
         ChatTurn.model_validate(out)
     except ValidationError as e:
-        fields = ", ".join(".".join(map(str, err["loc"])) for err in e.errors(include_input=False))
-        raise ContractError(f"turn does not match the chat-turn contract ({fields})") from None
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '(root)'}: {err['msg']}"
+                             for err in e.errors(include_input=False, include_url=False)[:5])
+        raise ContractError(f"turn does not match the chat-turn contract (schemas/chat_turn.schema.json): "
+                            f"{problems}") from None
     return out
 
 

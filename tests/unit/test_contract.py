@@ -235,3 +235,21 @@ def test_common_identifiers_are_accepted(ok):
     doc = copy.deepcopy(VALID)
     doc["app"] = doc["conversation_id"] = doc["model"]["name"] = doc["model"]["version"] = ok
     assert schema_accepts(doc) and model_accepts(doc)
+
+
+def test_produce_names_the_line_the_field_and_the_allowed_values_and_refuses_an_empty_file(tmp_path):
+    """Issue 12: a contract violation said "(role)" only, and an empty file was accepted silently.
+    Both fail before any connection to Kafka is made."""
+    from click.testing import CliRunner
+
+    from convmon.cli import main
+
+    good = dict(VALID)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(good) + "\n" + json.dumps(dict(good, role="bot")) + "\n")
+    r = CliRunner().invoke(main, ["produce", str(bad)])
+    assert r.exit_code == 1 and f"{bad}:2:" in r.output and "role" in r.output and "'assistant'" in r.output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    r = CliRunner().invoke(main, ["produce", str(empty)])
+    assert r.exit_code == 1 and "no turns" in r.output
