@@ -226,5 +226,5 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
              f"WHERE ts >= (SELECT min(ts) FROM turns WHERE {where}) GROUP BY kind ORDER BY kind")
     out += [f"    {k:<18} {n:>3} incident(s) paged, {sup:>3} folded" for k, n, sup in rows] or ["    none"]
     out.append("")
-    out.append("  query it yourself: convmon db query \"SELECT app, count() FROM turns FINAL GROUP BY app\"")
+    out.append("  query it yourself: .venv/bin/convmon db query \"SELECT app, count() FROM turns FINAL GROUP BY app\"")
     click.echo("\n".join(out))
