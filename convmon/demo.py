@@ -222,8 +222,12 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
         out.append(f"    e.g. toxic {tox_s:.2f} {conv}#{idx}: {red[:80]}")
     out.append("")
     out.append("  alerts (after dedup and grouping; no channel configured in the demo):")
+    # this run's alerts: those on its conversations, and model-version alerts (no conversation) recorded
+    # while its turns were being stored, not what earlier runs in the same var/ left behind
     rows = q("SELECT kind, countIf(delivery = 'notified'), countIf(delivery = 'suppressed') FROM alerts FINAL "
-             f"WHERE ts >= (SELECT min(ts) FROM turns WHERE {where}) GROUP BY kind ORDER BY kind")
+             f"WHERE conversation_id IN (SELECT conversation_id FROM turns WHERE {where}) "
+             f"OR (conversation_id IS NULL AND recorded_at >= (SELECT min(ingested_at) FROM turns WHERE {where})) "
+             "GROUP BY kind ORDER BY kind")
     out += [f"    {k:<18} {n:>3} incident(s) paged, {sup:>3} folded" for k, n, sup in rows] or ["    none"]
     out.append("")
     out.append("  query it yourself: .venv/bin/convmon db query \"SELECT app, count() FROM turns FINAL GROUP BY app\"")
