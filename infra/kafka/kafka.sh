@@ -13,7 +13,9 @@
 #   CONVMON_KAFKA_CACHE        jar cache (default ~/.cache/convmon/kafka-$KAFKA_VERSION)
 #   CONVMON_VAR                runtime data root (default <repo>/var, or ./var for an installed
 #                              copy); broker files in $CONVMON_VAR/kafka
-#   CONVMON_KAFKA_PORT         client port on 127.0.0.1 (default 9092); controller uses PORT+1
+#   CONVMON_KAFKA_PORT         client port on 127.0.0.1 (default 9092; `convmon kafka up` sets it from
+#                              CONVMON_KAFKA_BOOTSTRAP); the controller uses PORT+10000 (19092), away
+#                              from Alertmanager's 9093 and other common ports
 #   CONVMON_KAFKA_PARTITIONS   num.partitions for auto-created topics (default 4)
 #   CONVMON_KAFKA_START_TIMEOUT  seconds `up` waits for the broker (default 90)
 #   KAFKA_HOME                 use $KAFKA_HOME/libs/*.jar instead of fetching
@@ -46,7 +48,7 @@ SERVER_LOG="$LOG_DIR/server.log"
 OUT_LOG="$LOG_DIR/kafka.out"
 
 PORT="${CONVMON_KAFKA_PORT:-9092}"
-CONTROLLER_PORT=$((PORT + 1))
+CONTROLLER_PORT=$((PORT + 10000)); [ "$CONTROLLER_PORT" -le 65535 ] || CONTROLLER_PORT=$((PORT - 10000))
 HOST=127.0.0.1
 BOOTSTRAP="$HOST:$PORT"
 PARTITIONS="${CONVMON_KAFKA_PARTITIONS:-4}"
@@ -233,7 +235,7 @@ cmd_up() {
         local p
         for p in "$PORT" "$CONTROLLER_PORT"; do
             if port_open "$p"; then
-                die "port $HOST:$p is already in use by another process (not this broker); stop it or set CONVMON_KAFKA_PORT"
+                die "port $HOST:$p is already in use by another process (not this broker); stop it, or run the local broker on another port: CONVMON_KAFKA_BOOTSTRAP=127.0.0.1:<free port> convmon kafka up (and the same CONVMON_KAFKA_BOOTSTRAP for every convmon command)"
             fi
         done
 
