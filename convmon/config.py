@@ -62,6 +62,10 @@ class WorkerSettings(_MaskedRepr, BaseModel):
     watermark_max_ahead_s: float = Field(0, ge=0, description="event time moves a model version's minute-window "
                                          "watermark at most this far past the wall clock (a turn dated later "
                                          "is counted, but does not make on-time turns late)")
+    state_max_keys: int = Field(10_000, ge=1, description="model versions (app|model|version|role) whose state a "
+                                "worker keeps in memory; the least recently used beyond this wait in ClickHouse")
+    state_idle_ttl_s: float = Field(24 * 3600, gt=0, description="a model version idle this long leaves memory "
+                                    "(its state stays in ClickHouse and is restored if it comes back)")
     window_idle_flush_s: float = Field(120, gt=0, description="a model version with no turns for this long (wall "
                                        "clock) has its open minute windows written")
     scoring_threads: int = Field(1, ge=1, description="threads for CPU-heavy scoring, off the event loop")

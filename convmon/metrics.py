@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
 from .state.codec import REASONS as SNAPSHOT_REJECT_REASONS
@@ -32,6 +32,8 @@ class Metrics:
             "convmon_state_turns_total",
             "Signals taken by the per-model-version state: applied, or skipped as already applied (redelivered)",
             ["outcome"], registry=r)
+        self.state_keys = Gauge("convmon_state_keys", "Model versions whose state is in this worker's memory",
+                                registry=r)
         self.alerts = Counter("convmon_alerts_total", "Alert candidates by kind and what became of them",
                               ["kind", "delivery"], registry=r)
         self.offset_gaps = Counter("convmon_offset_gaps_total",

@@ -30,7 +30,7 @@ import faust
 import numpy as np
 
 from ..alerting.model import Alert
-from ..state.drift import DriftMonitor, Reference
+from ..state.drift import DriftConfig, DriftMonitor, Reference
 from ..state import snapshot as snapshots
 from ..state.rates import RateMonitor
 from ..state.windows import MinuteWindows
@@ -67,8 +67,13 @@ class ModelState:
     """Plain state holder; `process(records)` returns rows to store and alerts to raise."""
 
     def __init__(self, drift: DriftMonitor, rates: RateMonitor, windows: MinuteWindows, rules,
-                 snapshot_every: int = 50):
+                 snapshot_every: int = 50, max_keys: int = 10_000, idle_ttl_s: float = 24 * 3600,
+                 clock=time.time):
         self.drift, self.rates, self.windows, self.rules = drift, rates, windows, rules
+        # Memory holds at most max_keys model versions, none idle for longer than idle_ttl_s: the rest live
+        # in their ClickHouse snapshots and are restored when a signal of theirs comes (see evict()).
+        self.max_keys, self.idle_ttl_s, self.clock = max_keys, idle_ttl_s, clock
+        self.touched: "OrderedDict[tuple, float]" = OrderedDict()  # key → wall time of its last signal, LRU order
         self.pinned: list[Reference] = []
         self.drift.on_pin = self.pinned.append
         self.snapshot_every = snapshot_every
@@ -100,6 +105,8 @@ class ModelState:
         if snap.applied is not None:
             self.applied[key] = snap.applied
         self.recent[key] = snapshots.recent_ids(snap, RECENT_IDS)
+        self.touched[key] = self.clock()
+        self.touched.move_to_end(key)
 
     def due_snapshots(self, force: bool = False) -> list[tuple[tuple, int, bytes]]:
         """Snapshots of the keys changed since their last stored one (all of them with `force`). A key stays
@@ -132,6 +139,8 @@ class ModelState:
                 recent.popitem(last=False)
             applied += 1
             self.unsaved[key] = self.unsaved.get(key, 0) + 1
+            self.touched[key] = self.clock()
+            self.touched.move_to_end(key)
             self.windows.add(key, ts, m["tox"], m["sent"], m["jb_hit"], m["pol_hit"], m["pii"])
             for ch in self.rates.update(key, {"toxicity": float(m["tox_hit"]) if m["tox"] is not None else None,
                                               "jailbreak": float(m["jb_hit"]) if m["jb"] is not None else None,
@@ -152,6 +161,28 @@ class ModelState:
         touched = {tuple(m["k"]) for m in records}
         return {"reports": reports, "alerts": alerts, "windows": self.windows.close(keys=touched), "pinned": pinned,
                 "snapshots": self.due_snapshots(), "applied": applied, "redelivered": len(records) - applied}
+
+    def evict(self) -> list[tuple]:
+        """Forget the least recently used keys beyond max_keys and every key idle for idle_ttl_s, but only
+        keys whose latest state is stored (not in `unsaved`), so nothing is lost: the caller restores an
+        evicted key from its snapshot when it comes back. Returns the keys forgotten."""
+        now, out = self.clock(), []
+        for key, last in list(self.touched.items()):  # oldest first
+            if len(self.touched) - len(out) <= self.max_keys and now - last < self.idle_ttl_s:
+                break
+            if key in self.unsaved:
+                continue
+            out.append(key)
+        for key in out:
+            self.forget(key)
+        return out
+
+    def forget(self, key: tuple) -> None:
+        self.drift.forget(key)
+        self.rates.forget(key)
+        self.windows.forget(key)
+        for d in (self.applied, self.recent, self.unsaved, self.touched):
+            d.pop(key, None)
 
     def flush_idle(self) -> list:
         """Window rows of the model versions that went quiet (MinuteWindows.idle_flush_s)."""
@@ -212,7 +243,11 @@ def register(app: faust.App) -> None:
     cfg = rt.settings.worker
     # snapshot_every=1: process() returns a snapshot of every key the batch changed (built off the loop)
     windows = MinuteWindows(max_ahead_s=cfg.watermark_max_ahead_s, idle_flush_s=cfg.window_idle_flush_s)
-    state = ModelState(DriftMonitor(), RateMonitor(), windows, rt.rules, snapshot_every=1)
+    # the drift monitor's own LRU bound sits above ModelState's cap plus one batch of new keys: ModelState
+    # evicts (after the snapshot is stored), the drift monitor never drops a key on its own
+    drift = DriftMonitor(DriftConfig(max_keys=cfg.state_max_keys + cfg.batch_size))
+    state = ModelState(drift, RateMonitor(), windows, rt.rules, snapshot_every=1, max_keys=cfg.state_max_keys,
+                       idle_ttl_s=cfg.state_idle_ttl_s)
     executor = ThreadPoolExecutor(1, thread_name_prefix="convmon-state")
     app.convmon_model_state = state
 
@@ -274,6 +309,10 @@ def register(app: faust.App) -> None:
             # acknowledges a batch when the agent asks for the next one): a worker killed without warning
             # resumes from a snapshot that holds every signal it committed, and re-reads the rest.
             await save(out["snapshots"])
+            # bounded memory: keys beyond the cap or idle past the TTL wait in ClickHouse, and are
+            # restored from there (restore_new_keys) when a signal of theirs comes again
+            restored.difference_update(await loop.run_in_executor(executor, state.evict))
+            rt.metrics.state_keys.set(len(state.touched))
             rt.metrics.state_turns.labels("applied").inc(out["applied"])
             rt.metrics.state_turns.labels("redelivered").inc(out["redelivered"])
             if out["pinned"]:

@@ -687,6 +687,11 @@ class DriftMonitor:
             self._states.move_to_end(key)
         return st
 
+    def forget(self, key) -> None:
+        """Drop a key's live state from memory (its snapshot is kept in ClickHouse; the latest pinned
+        reference of its family stays, so a new version of the model still compares against it)."""
+        self._states.pop(as_key(key), None)
+
     # -- snapshots: one key's whole state as plain data ------------------------------------------
 
     def to_snapshot(self, key) -> Optional[dict[str, Any]]:

@@ -65,6 +65,11 @@ class RateMonitor:
         self.tracks: dict[tuple, dict[str, _Track]] = {}
         self.turns: dict[tuple, int] = {}
 
+    def forget(self, key: tuple) -> None:
+        """Drop a key's detectors from memory (its snapshot is kept in ClickHouse)."""
+        self.tracks.pop(key, None)
+        self.turns.pop(key, None)
+
     # -- snapshots: one key as plain data --------------------------------------------------------
 
     def to_snapshot(self, key: tuple) -> Optional[dict[str, Any]]:

@@ -130,6 +130,11 @@ class MinuteWindows:
             raise C.invalid(f"{where}.watermark: out of range")
         return WindowKeyState(buckets, wm)
 
+    def forget(self, key: tuple) -> None:
+        """Drop a key's open windows and watermark from memory (its snapshot is kept in ClickHouse)."""
+        for d in (self.buckets, self.watermark, self.last_seen):
+            d.pop(key, None)
+
     def restore(self, key: tuple, ks: WindowKeyState) -> None:
         self.buckets[key], self.watermark[key] = ks.buckets, ks.watermark
         self.last_seen[key] = self.clock()  # idle from now on if no turn comes

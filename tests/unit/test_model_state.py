@@ -175,3 +175,30 @@ def test_model_state_flushes_quiet_keys_only():
     state.process([dict(rec(clock[0] - 10 + i), id=f"b{i}") for i in range(5)])
     clock[0] += 30  # quiet: 75 s without a turn; busy: 30 s
     assert [(r.model_version, r.turns) for r in state.flush_idle()] == [(quiet[2], 5)]
+
+
+def test_memory_holds_at_most_max_keys_and_an_evicted_key_resumes_from_its_snapshot():
+    """Security review finding 5: per-key state had no cap (≈21.5 KiB a key, ≈20 GiB at a million model
+    versions). Keys beyond the cap, or idle past the TTL, leave memory once their state is stored, and a key
+    that comes back resumes from its snapshot, counting on."""
+    clock = [1_800_000_000.0]
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=lambda: clock[0]), RuleSet.load(),
+                       snapshot_every=1, max_keys=3, idle_ttl_s=3600, clock=lambda: clock[0])
+    stored = {}
+    keys = [("app", "m", f"v{i}", "user") for i in range(6)]
+    for n, key in enumerate(keys):
+        out = state.process([dict(rec(clock[0] + j), k=list(key), id=f"{n}-{j}", _p=0, _o=10 * n + j)
+                             for j in range(4)])
+        stored.update({k: blob for k, _, blob in out["snapshots"]})
+        assert keys[n] not in state.evict()  # not stored yet: never evicted
+        state.saved(out["snapshots"])
+        evicted = state.evict()
+        assert len(state.touched) <= 3 and all(k not in state.rates.turns for k in evicted)
+    assert set(state.touched) == set(keys[3:]) and keys[0] not in state.drift.keys()
+    state.restore(keys[0], stored[keys[0]])  # it comes back: resumed from ClickHouse
+    state.process([dict(rec(clock[0] + 10), k=list(keys[0]), id="back", _p=0, _o=1000)])
+    assert state.rates.turns[keys[0]] == 5
+    clock[0] += 3601  # everything idle past the TTL leaves memory once stored
+    state.saved(state.due_snapshots(force=True))
+    state.evict()
+    assert not state.touched and not state.rates.turns and not state.windows.buckets

@@ -1,0 +1,92 @@
+"""Memory of the per-model-version state (security review finding 5): per key, and at 100k keys with and
+without the cap. Writes bench/state-memory.json.
+
+    .venv/bin/python bench/state_memory.py [--keys 100000] [--turns-per-key 20]
+
+Each key gets `turns-per-key` signals with a random 384-d embedding (the worker's signal records), so its
+drift reference builder, rate detectors, minute windows and dedup ids hold what a live key holds after
+that many turns. Memory is Python heap as tracemalloc counts it (numpy buffers included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import platform
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from convmon.agents.model_state import ModelState
+from convmon.alerting.rules import RuleSet
+from convmon.state.drift import DriftConfig, DriftMonitor
+from convmon.state.rates import RateMonitor
+from convmon.state.windows import MinuteWindows
+
+T0 = 1_800_000_000.0
+
+
+def signals(key_i: int, turns: int, rng) -> list[dict]:
+    out = []
+    for j in range(turns):
+        e = rng.normal(size=384).astype(np.float32)
+        e /= np.linalg.norm(e)
+        out.append({"k": ["app", "model", f"v{key_i}", "assistant"], "ts": T0 + j, "id": f"{key_i}-{j}",
+                    "tox": 0.1, "sent": 0.2, "jb": 0.0, "tox_hit": False, "jb_hit": False, "pol_hit": False,
+                    "pii": False, "emb": base64.b64encode(e.astype(np.float16).tobytes()).decode(),
+                    "_p": 0, "_o": key_i * turns + j})
+    return out
+
+
+def measure(keys: int, turns: int, cap: int) -> dict:
+    rng = np.random.default_rng(0)
+    tracemalloc.start()
+    state = ModelState(DriftMonitor(DriftConfig(max_keys=cap + 1)), RateMonitor(),
+                       MinuteWindows(clock=lambda: T0 + 1e6), RuleSet.load(), snapshot_every=1, max_keys=cap,
+                       clock=lambda: T0 + 1e6)
+    state.process(signals(-1, turns, rng))  # warm-up: lazily built shared tables (drift null models, imports)
+    state.forget(("app", "model", "v-1", "assistant"))
+    base = tracemalloc.get_traced_memory()[0]
+    t0 = time.perf_counter()
+    for i in range(keys):
+        out = state.process(signals(i, turns, rng))
+        state.saved(out["snapshots"])  # stands for the agent's write to ClickHouse
+        state.evict()
+        if (i + 1) % max(1, keys // 10) == 0:
+            print(f"  {i + 1}/{keys} keys, {(tracemalloc.get_traced_memory()[0] - base) / 2**20:.1f} MiB", flush=True)
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    return {"keys_fed": keys, "turns_per_key": turns, "cap": cap, "keys_in_memory": len(state.touched),
+            "mib": round(used / 2**20, 1), "kib_per_key_in_memory": round(used / 1024 / max(1, len(state.touched)), 2),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keys", type=int, default=100_000)
+    ap.add_argument("--uncapped-keys", type=int, default=20_000, help="keys for the run without a cap")
+    ap.add_argument("--turns-per-key", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=Path("bench/state-memory.json"))
+    a = ap.parse_args()
+    runs = []
+    print(f"per key: 500 keys × {a.turns_per_key} turns, no cap")
+    runs.append(measure(500, a.turns_per_key, cap=10**9))
+    print(f"{a.keys} keys × 1 turn, capped at 10,000 in memory (the default worker.state_max_keys)")
+    runs.append(measure(a.keys, 1, cap=10_000))
+    print(f"{a.uncapped_keys} keys × 1 turn, no cap (what main did before the cap)")
+    runs.append(measure(a.uncapped_keys, 1, cap=10**9))
+    report = {"command": f"python bench/state_memory.py --keys {a.keys} --uncapped-keys {a.uncapped_keys} "
+                         f"--turns-per-key {a.turns_per_key}",
+              "machine": platform.processor() or platform.machine(), "runs": runs}
+    a.out.write_text(json.dumps(report, indent=2) + "\n")
+    for r in runs:
+        print(f"  {r['keys_fed']:>7} keys fed, cap {r['cap']:>10}: {r['keys_in_memory']:>7} in memory, "
+              f"{r['mib']:>8} MiB ({r['kib_per_key_in_memory']} KiB a key) in {r['seconds']} s")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
