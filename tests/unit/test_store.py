@@ -57,7 +57,7 @@ def test_rows_round_trip_with_lineage_and_redaction(client):
     ).result_rows[0]
     assert r[:4] == ("app-a", "v1", "tpl", "3")
     assert r[4] == ["email"] and r[5] == "hello 3, mail me: [EMAIL]" and r[6] is None
-    assert r[7] == "pii-1"
+    assert r[7] == "pii-2"
 
 
 def test_redelivered_turns_are_counted_once(client):
