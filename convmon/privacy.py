@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .contract import ChatTurn
-from .scoring.pii import find, redact
+from .scoring.pii import scan
 
 log = logging.getLogger(__name__)
 PREFIX = "ps_"
@@ -45,8 +45,8 @@ def pseudonym(key: bytes, value: str) -> str:
 def redact_value(value: Any) -> Any:
     """`value` with PII in every string inside it replaced by [TYPE] placeholders."""
     if isinstance(value, str):
-        found = find(value)
-        return redact(value, found) if found else value
+        found = scan(value)  # on the normalised text, like the message text (zero-width tricks included)
+        return found.redacted if found.types else value
     if isinstance(value, list):
         return [redact_value(v) for v in value]
     if isinstance(value, dict):

@@ -48,3 +48,10 @@ def test_without_a_configured_key_one_is_generated_once_and_kept_private(tmp_pat
     assert first == load_key(None, tmp_path) and len(first) >= 32
     assert os.stat(tmp_path / "pseudonym.key").st_mode & 0o077 == 0
     assert load_key("configured", tmp_path) == b"configured"
+
+
+def test_metadata_redaction_sees_through_invisible_characters_like_the_text_does():
+    from convmon.privacy import redact_value
+
+    assert redact_value({"note": "reach bob\u200b@example.org"}) == {"note": "reach [EMAIL]"}
+    assert redact_value([1, None, "plain"]) == [1, None, "plain"]
