@@ -6,38 +6,8 @@
 -- insert of each event_id. Reads by time within a model version scan that version's turns: the
 -- dashboards read window_stats for time series, turns for drill-down.
 -- Rebuilt in place: copy, swap (EXCHANGE is atomic), drop the old table.
-CREATE TABLE IF NOT EXISTS turns_by_event_id
-(
-    event_id            UUID,
-    conversation_id     String,
-    turn_index          UInt32,
-    role                LowCardinality(String),
-    ts                  DateTime64(3, 'UTC'),
-    app                 LowCardinality(String),
-    model_provider      LowCardinality(String),
-    model_name          LowCardinality(String),
-    model_version       LowCardinality(String),
-    prompt_template_id  LowCardinality(String) DEFAULT '',
-    prompt_version      LowCardinality(String) DEFAULT '',
-    user_ref            String DEFAULT '',
-    metadata            String DEFAULT '' COMMENT 'JSON',
-    text_chars          UInt32,
-    text_redacted       String COMMENT 'normalised text with PII/secrets replaced by [TYPE] placeholders',
-    text_raw            Nullable(String) COMMENT 'only when privacy.store_raw_text is enabled',
-    pii                 Array(LowCardinality(String)),
-    pii_count           UInt16,
-    toxicity            Nullable(Float32),
-    sentiment           Nullable(Float32),
-    sentiment_label     LowCardinality(Nullable(String)),
-    jailbreak           Nullable(Float32),
-    policy_scores       Map(LowCardinality(String), Float32),
-    policy_hits         Array(LowCardinality(String)),
-    scorer_version      LowCardinality(String),
-    scored_at           DateTime64(3, 'UTC'),
-    ingested_at         DateTime64(3, 'UTC') DEFAULT now64(3),
-    kafka_partition     UInt32,
-    kafka_offset        UInt64
-)
+-- Same columns as `turns` (AS turns copies them, with their defaults and comments); new engine keys.
+CREATE TABLE IF NOT EXISTS turns_by_event_id AS turns
 ENGINE = ReplacingMergeTree(ingested_at)
 ORDER BY (app, model_name, model_version, event_id)
 SETTINGS non_replicated_deduplication_window = 1000;
