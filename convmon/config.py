@@ -43,6 +43,8 @@ class TopicSettings(_MaskedRepr, BaseModel):
     scores: str = "chat.scores"
     alerts: str = "chat.alerts"
     signals: str = Field("convmon.signals", description="internal: per-turn signals keyed by model version")
+    outbox_prefix: str = Field("convmon.outbox.", description="internal: each alert channel's outbox topic is this "
+                               "prefix + the channel's name; decided notifications wait there until delivered")
     partitions: int = Field(4, ge=1, description="partitions for topics the worker creates")
     replication_factor: int = Field(1, ge=1)
     retention_hours: Optional[float] = Field(168, gt=0, description="retention of the topics the worker creates, "
@@ -108,6 +110,10 @@ class AlertingSettings(_MaskedRepr, BaseModel):
     )
     secrets_file: Optional[Path] = Field(None, description="KEY=VALUE file with channel secrets (env wins)")
     sweep_interval_s: float = Field(15, gt=0, description="how often quiet incidents are checked for resolution")
+    max_pending: int = Field(10_000, ge=1, description="notifications per channel a worker holds in memory while "
+                             "the channel is down; more wait in the channel's outbox topic (none is dropped)")
+    backlog_alert_after_s: float = Field(300, gt=0, description="a channel whose oldest undelivered notification is "
+                                         "this old raises a channel_backlog alert through the other channels")
 
 
 class DynamicsSettings(_MaskedRepr, BaseModel):

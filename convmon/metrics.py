@@ -43,6 +43,9 @@ class Metrics:
             "convmon_snapshot_rejected_total",
             "Stored model-state snapshots skipped at restore (not valid versioned JSON; never executed)",
             ["reason"], registry=r)
+        self.outbox_unreadable = Counter("convmon_outbox_unreadable_total",
+                                         "Outbox records that are not a notification this version reads (skipped)",
+                                         ["channel"], registry=r)
         for reason in SNAPSHOT_REJECT_REASONS:  # every reason exported from 0, so rate()/increase() see the first one
             self.snapshot_rejected.labels(reason)
         self._app = None
@@ -88,13 +91,15 @@ class _LiveCollector:
         g = GaugeMetricFamily("convmon_store_rows_written", "Rows written to ClickHouse since start")
         g.add_metric([], float(sink.rows_written))
         yield g
-        router = getattr(self.app, "convmon_router", None)
-        if router is not None:
-            stats = router.stats()
-            for name, help_ in (("delivered", "Notifications delivered"), ("failed_attempts", "Failed delivery attempts"),
-                                ("pending", "Notifications waiting"), ("dropped", "Notifications dropped (queue full)"),
-                                ("failed", "Notifications given up (not retryable)")):
-                g = GaugeMetricFamily(f"convmon_channel_{name}", help_, labels=["channel"])
-                for ch, s in stats.items():
-                    g.add_metric([ch], float(s.get(name, 0) or 0))
-                yield g
+        dispatchers = getattr(self.app, "convmon_dispatchers", {})
+        stats = {n: s for d in dispatchers.values() for n, s in d.stats().items()}
+        for name, metric, help_ in (
+                ("delivered", "convmon_channel_delivered", "Notifications delivered"),
+                ("failed_attempts", "convmon_channel_failed_attempts", "Failed delivery attempts"),
+                ("pending", "convmon_channel_pending", "Notifications read from the outbox and not yet delivered"),
+                ("oldest_s", "convmon_channel_oldest_pending_seconds", "Age of the oldest undelivered notification"),
+                ("failed", "convmon_channel_failed", "Notifications given up (not retryable)")):
+            g = GaugeMetricFamily(metric, help_, labels=["channel"])
+            for ch, st in stats.items():
+                g.add_metric([ch], float(st.get(name, 0) or 0))
+            yield g

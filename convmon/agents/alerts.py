@@ -1,13 +1,15 @@
-"""Agent: chat.alerts → incidents (dedup/grouping) → ClickHouse `alerts` + on-call channels.
+"""Agent: chat.alerts → incidents (dedup/grouping) → ClickHouse `alerts` + the channels' outbox topics.
 
 chat.alerts is keyed by dedup_key, so one incident's alerts meet in one partition and its
 state lives in the changelog-backed table `incidents`: a restarted worker resumes it and a
-re-processed alert (same alert_id) pages nobody twice. Channel delivery runs in the
-Dispatcher's background queues, so a dead channel never blocks this agent or scoring.
+re-processed alert (same alert_id) pages nobody twice. A decided notification is written to the
+outbox topic of each channel it is routed to (alerting/outbox.py), and Kafka has it before the
+incident state changes and before the alert's offset commits; agents/delivery.py delivers it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -17,8 +19,7 @@ from datetime import datetime, timezone
 
 import faust
 
-from ..alerting.channels import build_channels
-from ..alerting.delivery import Dispatcher
+from ..alerting import outbox
 from ..alerting.incidents import IncidentBook
 from ..alerting.model import Alert
 from ..store.alerts import AlertRecord
@@ -38,28 +39,13 @@ def alert_to_json(alert: Alert) -> bytes:
     return json.dumps(alert.to_dict(), ensure_ascii=False, default=str).encode()
 
 
-class Router:
-    """One Dispatcher per channel, so each rule can route to a subset of channels."""
-
-    def __init__(self, channels):
-        self.dispatchers = {c.name: Dispatcher([c]) for c in channels}
-
-    def route(self, notification, names) -> list[str]:
-        targets = list(self.dispatchers) if names is None else [n for n in names if n in self.dispatchers]
-        for n in targets:
-            self.dispatchers[n].submit(notification)
-        return targets
-
-    def start(self) -> None:
-        for d in self.dispatchers.values():
-            d.start()
-
-    async def stop(self, drain_timeout: float) -> None:
-        for d in self.dispatchers.values():
-            await d.stop(drain_timeout)
-
-    def stats(self) -> dict:
-        return {n: s for d in self.dispatchers.values() for n, s in d.stats().items()}
+def targets(alert: Alert, rule_channels, channels: list[str]) -> list[str]:
+    """The configured channels a notification goes to: the rule's (default: all). A channel's own
+    backlog alert goes to the others: it cannot reach on-call through the channel that is stuck."""
+    out = list(channels) if rule_channels is None else [n for n in rule_channels if n in channels]
+    if alert.kind == "channel_backlog":
+        out = [n for n in out if n != alert.details.get("channel")]
+    return out
 
 
 def register(app: faust.App) -> None:
@@ -67,18 +53,15 @@ def register(app: faust.App) -> None:
     settings = rt.settings
     rules = rt.rules
     book = IncidentBook(rules)
-    router = Router(build_channels(settings.alerting.channels, settings.secrets()))
-    app.convmon_router = router
+    outboxes = app.outbox_topics  # channel name → its outbox topic (agents/delivery.py)
     incidents = app.Table("convmon-incidents", partitions=settings.topics.partitions,
                           key_type=str)
 
-    @app.task
-    async def _start_channels():
-        router.start()
-
     @app.agent(app.alerts_topic, name="convmon.alerts", concurrency=1)
     async def handle_alerts(stream):
-        """Micro-batches: incident decisions one alert at a time (in order), one ClickHouse insert per batch."""
+        """Micro-batches: incident decisions one alert at a time (in order); the batch's notifications go to
+        the outbox and are acknowledged by Kafka before the incident states are written; one ClickHouse
+        insert per batch."""
         rereader = Rereader(app, rt.metrics)
         cfg = settings.worker
         # a short window: an alert waits at most 50 ms for others to share its insert
@@ -86,22 +69,34 @@ def register(app: faust.App) -> None:
             await rereader.check(events)
             records: list[AlertRecord] = []
             decisions: Counter = Counter()
+            states: dict[str, dict] = {}  # this batch's incident states, written after the outbox has them
+            changes: list[tuple] = []
+            sent = []
             now = time.time()
             for ev in events:
                 alert = alert_from_json(ev.value)
-                with processing(ev):  # the incidents changelog record goes to this event's partition
-                    state, decision = book.offer(incidents.get(alert.dedup_key), alert, now=now)
-                    incidents[alert.dedup_key] = state
+                key = alert.dedup_key
+                state, decision = book.offer(states[key] if key in states else incidents.get(key), alert, now=now)
                 rt.metrics.alerts.labels(alert.kind, decision.delivery).inc()
                 decisions[decision.delivery] += 1
                 if decision.delivery == "duplicate":
                     continue  # already decided and recorded before a restart
+                states[key] = state
+                changes.append((ev, key, state))
                 channels: list[str] = []
                 if decision.notification is not None:
                     rule = rules.get(alert.kind, {"app": alert.app, "model_name": alert.model_name,
                                                   "model_version": alert.model_version, "role": alert.role})
-                    channels = router.route(decision.notification, rule.channels if rule else None)
+                    channels = targets(alert, rule.channels if rule else None, list(outboxes))
+                    body = outbox.encode(decision.notification)
+                    for name in channels:
+                        sent.append(await outboxes[name].send(key=key.encode(), value=body))
                 records.append(AlertRecord(alert, decision.delivery, tuple(channels)))
+            if sent:
+                await asyncio.gather(*sent)  # the outbox has every decided notification…
+            for ev, key, state in changes:  # …before any incident records it as notified
+                with processing(ev):  # the incidents changelog record goes to this event's partition
+                    incidents[key] = state
             await rt.sink.write(records, table="alerts")
             yield dict(decisions)  # the batch's offsets are acknowledged once the agent asks for the next one
 
@@ -120,10 +115,6 @@ def register(app: faust.App) -> None:
                 resolved.summary = f"resolved after {int(now - state['last_alert_at'])}s without alerts: " + \
                     resolved.summary
                 await app.alerts_topic.send(key=key.encode(), value=alert_to_json(resolved))
-
-    @app.on_before_shutdown.connect
-    async def _drain_channels(app, **kwargs):  # pragma: no cover - exercised by the e2e tests
-        await router.stop(drain_timeout=5.0)
 
     app.handle_alerts = handle_alerts
     app.incidents = incidents

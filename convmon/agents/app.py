@@ -15,6 +15,7 @@ from ..config import Settings
 from ..ingest import TurnDecoder
 from ..privacy import Protector
 from ..scoring.pipeline import ScoringPipeline
+from ..alerting import outbox
 from ..alerting.rules import RuleSet
 from ..metrics import Metrics
 from ..scoring.registry import build_scorers
@@ -104,12 +105,15 @@ def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.A
     app.scores_topic = app.topic(topics.scores, partitions=topics.partitions, **raw)
     app.alerts_topic = app.topic(topics.alerts, partitions=topics.partitions, **raw)
     app.signals_topic = app.topic(topics.signals, partitions=topics.partitions, **raw)
+    app.outbox_topics = {name: app.topic(t, partitions=topics.partitions, **raw)  # written here, read by delivery
+                         for name, t in outbox.topic_names(topics.outbox_prefix, settings.alerting.channels).items()}
     app.convmon_runtime = runtime or build_runtime(settings)
 
-    from . import alerts, dynamics, model_state, turns  # agents register themselves on the app
+    from . import alerts, delivery, dynamics, model_state, turns  # agents register themselves on the app
 
     turns.register(app)
     dynamics.register(app)
     model_state.register(app)
     alerts.register(app)
+    delivery.register(app)
     return app

@@ -1,7 +1,8 @@
 """Create convmon's topics when they are missing, before the Faust worker subscribes.
 
 Faust subscribes to an agent's source topic without creating it (and ignores it while it
-is missing), so the worker creates chat.turns, the DLQ, chat.scores and chat.alerts first.
+is missing), so the worker creates chat.turns, the DLQ, chat.scores, chat.alerts and the alert
+channels' outbox topics first.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+from ..alerting import outbox
 from ..batch import dlq_max_bytes
 from ..config import Settings
 
@@ -29,6 +31,23 @@ def admin_config(settings: Settings) -> dict:
     return cfg
 
 
+def aiokafka_config(settings: Settings) -> dict:
+    """The same connection settings for an aiokafka client (the outbox's own consumer)."""
+    import ssl
+
+    k = settings.kafka
+    cfg: dict = {"bootstrap_servers": k.bootstrap.split(","), "security_protocol": k.security_protocol.upper()}
+    if k.sasl_mechanism:
+        cfg["sasl_mechanism"] = k.sasl_mechanism.upper()
+    if k.sasl_username:
+        cfg["sasl_plain_username"] = k.sasl_username
+    if k.sasl_password:
+        cfg["sasl_plain_password"] = k.sasl_password.get_secret_value()
+    if "SSL" in cfg["security_protocol"]:
+        cfg["ssl_context"] = ssl.create_default_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
+    return cfg
+
+
 def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     """Explicit per-topic settings for a topic the worker creates: retention (the DLQ's is short: it holds
     raw input) and, for the DLQ, a message size that fits any record the worker accepts plus its headers."""
@@ -46,7 +65,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     t = settings.topics
-    names = [t.turns, t.dlq, t.scores, t.alerts, t.signals]
+    names = [t.turns, t.dlq, t.scores, t.alerts, t.signals,
+             *outbox.topic_names(t.outbox_prefix, settings.alerting.channels).values()]
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:

@@ -16,6 +16,7 @@ KINDS = (
     "sentiment_shift",  # conversation dynamics
     "embedding_drift",  # per model version
     "toxicity_rate", "jailbreak_rate", "policy_rate", "sentiment_drift",  # signal drift
+    "channel_backlog",  # convmon itself: an on-call channel is not accepting notifications
 )  # fmt: skip
 
 
@@ -45,6 +46,9 @@ class Alert:
         return d
 
 
+_NOTIFICATION_NS = uuid.UUID("8f0e9a52-1c57-4a57-9b0e-0c6f75746278")
+
+
 @dataclass
 class Notification:
     """What a channel delivers: one incident (a group of alerts sharing a dedup key)."""
@@ -57,6 +61,12 @@ class Notification:
     @property
     def dedup_key(self) -> str:
         return self.alert.dedup_key
+
+    @property
+    def notification_id(self) -> str:
+        """Stable for one decision: the same alert decided again (re-read after a crash) gives the same id,
+        so a receiver can drop a repeated delivery (delivery is at least once, see alerting/outbox.py)."""
+        return str(uuid.uuid5(_NOTIFICATION_NS, f"{self.dedup_key}|{self.alert.alert_id}|{self.status}|{self.count}"))
 
 
 class DeliveryError(Exception):

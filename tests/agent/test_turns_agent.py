@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 
 from convmon.agents.app import create_app
+from convmon.alerting import outbox
 from tests.unit.test_contract import VALID
 from tests.unit.test_store import make_turns
 
@@ -31,16 +32,24 @@ class Captured:
         return fut
 
 
+HOOK_PORT = 18531  # a configured channel (nothing listens: pages stay in its outbox)
+
+
 @pytest.fixture
 def app(settings, monkeypatch):
     settings.worker.batch_size = 16
     settings.worker.batch_within_s = 0.05
+    settings.alerting.channels = [{"type": "webhook", "name": "hook", "url": f"http://127.0.0.1:{HOOK_PORT}/hook",
+                                   "secret_env": "CONVMON_T_HOOK_SECRET"}]
+    monkeypatch.setenv("CONVMON_T_HOOK_SECRET", "s3cret")
     app = create_app(settings)
     app.finalize()
     app.flow_control.resume()
     app.captured = {}
-    for name in ("dlq", "scores", "alerts", "signals"):
-        topic, captured = getattr(app, f"{name}_topic"), Captured()
+    topics = {name: getattr(app, f"{name}_topic") for name in ("dlq", "scores", "alerts", "signals")}
+    topics["outbox:hook"] = app.outbox_topics["hook"]
+    for name, topic in topics.items():
+        captured = Captured()
         monkeypatch.setattr(topic, "send", captured.send)
         monkeypatch.setattr(topic, "maybe_declare", _noop)
         app.captured[name] = captured
@@ -137,8 +146,14 @@ def test_toxic_burst_becomes_alert_candidates_and_one_incident(app, monkeypatch)
 
     decisions = asyncio.run(deliver())
     assert decisions == {"notified": 1, "suppressed": 29, "duplicate": 5}  # re-deliveries change nothing
-    # each table change goes to the changelog partition of the event that made it, also inside a batch
-    assert [p for p, _ in changelog] == [i % 3 for i in range(len(candidates) + len(redelivered))]
+    # each table change goes to the changelog partition of the event that made it, also inside a batch;
+    # a re-delivered alert changes nothing
+    assert [p for p, _ in changelog] == [i % 3 for i in range(len(candidates))]
+    # the one page is in the channel's outbox, keyed by its incident
+    (page,) = app.captured["outbox:hook"].sent
+    assert page[0] == candidates[0].dedup_key.encode()
+    n = outbox.decode(page[1])
+    assert (n.status, n.count, n.alert.alert_id) == ("firing", 1, candidates[0].alert_id)
 
     from convmon.store.clickhouse import connect
 
@@ -250,3 +265,4 @@ def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_row
     rows = client.query("SELECT model_version, turns, state FROM model_state_snapshots FINAL").result_rows
     assert {v: n for v, n, _ in rows} == {KEY[2]: 100, old_key[2]: 10}
     assert all(json.loads(s)["v"] == 1 for _, _, s in rows)  # the pickle row is replaced by JSON
+

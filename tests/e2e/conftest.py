@@ -68,6 +68,7 @@ class Env:
             CONVMON_TOPICS__SCORES=self.topics["scores"],
             CONVMON_TOPICS__ALERTS=self.topics["alerts"],
             CONVMON_TOPICS__SIGNALS=self.topics["signals"],
+            CONVMON_TOPICS__OUTBOX_PREFIX=f"t{tag}.outbox.",
             CONVMON_LOG_LEVEL=os.environ.get("CONVMON_TEST_WORKER_LOG_LEVEL", "info"),
             CONVMON_PRIVACY__PSEUDONYM_KEY=PSEUDONYM_KEY,
         )

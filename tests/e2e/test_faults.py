@@ -140,3 +140,66 @@ def test_alert_channel_down_for_minutes_then_back_delivers_the_queued_pages(e2e)
         rx.stop()
     assert sorted(r["alert"]["conversation_id"] for r in rx.pages("toxic_turn")) == sorted(e2e.ps(c) for c in convs)
     assert w.terminate()[0] == 0
+
+
+def test_1500_pages_during_a_60s_outage_and_a_restart_are_each_delivered_exactly_once(e2e):
+    """Security finding 3: the in-memory queue dropped 500 of 1,500 pages during an outage, and a restart lost
+    the rest. Now every decided page waits in the channel's outbox topic until the channel accepts it. The
+    webhook `hook` is down for 60 s while 1,500 incidents are decided, the worker is restarted in the middle;
+    after recovery each page arrives exactly once. The channel that stayed up (`ops`) gets the 1,500 pages
+    once each too, and one channel_backlog page about `hook`, then its resolution."""
+    from kafka import KafkaProducer
+
+    from convmon.alerting.model import Alert
+
+    down, up = Receiver(free_port(), start=False), Receiver()
+    e2e.env["CONVMON_ALERTING__CHANNELS"] = json.dumps([
+        {"type": "webhook", "name": "hook", "url": down.url, "secret_env": "CONVMON_T_SECRET"},
+        {"type": "webhook", "name": "ops", "url": up.url, "secret_env": "CONVMON_T_SECRET"}])
+    e2e.env["CONVMON_T_SECRET"] = "s"
+    e2e.env["CONVMON_ALERTING__SWEEP_INTERVAL_S"] = "5"
+    e2e.env["CONVMON_ALERTING__BACKLOG_ALERT_AFTER_S"] = "15"
+    n, outage_s = 1500, 60
+    w = e2e.worker("before")
+    wait_for_topic(e2e, e2e.topics["scores"])
+    t0 = time.monotonic()
+    producer = KafkaProducer(bootstrap_servers=e2e.bootstrap, acks="all")
+    keys = [f"toxic_turn|app=outage|conversation_id=c{i}" for i in range(n)]
+    for i, key in enumerate(keys):
+        a = Alert(kind="toxic_turn", severity="warning", summary=f"toxic turn {i}", dedup_key=key, app="outage",
+                  model_name="m", model_version="v1", role="user", conversation_id=f"c{i}")
+        producer.send(e2e.topics["alerts"], key=key.encode(), value=json.dumps(a.to_dict(), default=str).encode())
+    producer.flush()
+    producer.close()
+
+    def pages(rx, kind="toxic_turn"):
+        return [p for p in rx.posts if p["alert"]["kind"] == kind and p["status"] == "firing"]
+
+    deadline = t0 + outage_s / 2
+    while len(pages(up)) < n and time.monotonic() < deadline:  # every incident decided and routed
+        time.sleep(0.5)
+    assert len(pages(up)) == n, w.tail()
+    assert w.terminate(timeout=90)[0] == 0  # restart in the middle of the outage
+    w = e2e.worker("after")
+    time.sleep(max(0.0, t0 + outage_s - time.monotonic()))
+    assert w.alive() and not down.posts, w.tail()
+    backlog = pages(up, "channel_backlog")
+    assert len(backlog) == 1 and backlog[0]["alert"]["details"]["channel"] == "hook", w.tail()
+
+    down.start()  # the channel is back
+    try:
+        deadline = time.monotonic() + 150  # the retry back-off is capped at 60 s
+        while len(down.posts) < n and time.monotonic() < deadline:
+            time.sleep(0.5)
+        resolved = lambda: [p for p in up.posts if p["alert"]["kind"] == "channel_backlog" and p["status"] == "resolved"]  # noqa: E731
+        while not resolved() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)  # let any (wrong) second delivery arrive
+    finally:
+        down.stop()
+        up.stop()
+    got = [p["dedup_key"] for p in down.posts]
+    assert len(got) == n and set(got) == set(keys), (len(got), len(set(got)), w.tail())  # all, exactly once
+    assert sorted(p["dedup_key"] for p in pages(up)) == sorted(keys)  # the live channel: once each, no repeats
+    assert len(pages(up, "channel_backlog")) == 1 and len(resolved()) == 1
+    assert w.terminate()[0] == 0

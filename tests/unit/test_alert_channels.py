@@ -268,7 +268,7 @@ def test_retries_503_then_delivers_exactly_once(caplog):
     pd, stats = asyncio.run(go())
     assert len(pd.attempts) == 4 and len(pd.accepted) == 1  # 3 × 503, then exactly one delivery
     assert stats["delivered"] == 1 and stats["failed_attempts"] == 3 and stats["pending"] == 0
-    assert stats["failed"] == 0 and stats["dropped"] == 0
+    assert stats["failed"] == 0 and stats["oldest_s"] == 0.0
     assert "503" in stats["last_error"] and ROUTING_KEY not in stats["last_error"]
     logged = client_log(caplog)
     assert "pd-oncall" in logged
@@ -290,7 +290,7 @@ def test_400_is_not_retried(caplog):
 
     rx, stats = asyncio.run(go())
     assert len(rx.attempts) == 1 and rx.accepted == []
-    assert stats == {"delivered": 0, "failed_attempts": 1, "failed": 1, "dropped": 0, "pending": 0,
+    assert stats == {"delivered": 0, "failed_attempts": 1, "failed": 1, "pending": 0, "oldest_s": 0.0,
                      "last_error": "HTTP 400: service unavailable"}
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors and "hook" in errors[0].getMessage() and "not retryable" in errors[0].getMessage()
@@ -340,28 +340,64 @@ class Recorder:
         self.got.append(notification)
 
 
-def test_overflow_keeps_newest_per_dedup_key():
+def test_a_full_queue_holds_the_caller_back_and_drops_nothing():
+    """The outbox's delivery agent waits for room instead of losing pages (security finding 3: the old
+    queue dropped the oldest of 1,500)."""
+    class Gate(Recorder):
+        def __init__(self):
+            super().__init__()
+            self.open = asyncio.Event()
+
+        async def deliver(self, notification):
+            await self.open.wait()
+            await super().deliver(notification)
+
     async def go():
-        ch = Recorder()
+        ch = Gate()
         d = Dispatcher([ch], queue_size=3)
-        a1, a2, b1, c1, b2, d1 = (notification(key=k, count=c) for k, c in
-                                  (("a", 1), ("a", 2), ("b", 1), ("c", 1), ("b", 2), ("d", 1)))
-        for n in (a1, a2, b1):
-            d.submit(n)
-        d.submit(c1)  # full: a1 is superseded by a2 → dropped
-        assert d.stats()["mem"]["dropped"] == 1 and d.stats()["mem"]["pending"] == 3
-        d.submit(b2)  # full: b2 replaces b1 in its place
-        d.submit(d1)  # full, all keys distinct: the oldest (a2) goes
-        stats = d.stats()["mem"]
         d.start()
+        done: list[tuple[str, str, str]] = []
+        waited, stats = [], []
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.15, lambda: stats.append(d.stats()["mem"]))  # while the caller is held back
+        loop.call_later(0.3, ch.open.set)  # the channel comes back
+        for i in range(7):
+            t0 = time.monotonic()
+            await d.wait_for_room()
+            waited.append(time.monotonic() - t0)
+            d.submit(notification(key=f"k{i}"), on_done=lambda name, outcome, i=i: done.append((name, f"k{i}", outcome)))
         assert await d.drain(5)
         await d.stop()
-        return ch, stats, d.stats()["mem"]
+        return ch, done, waited, stats[0]
 
-    ch, before, after = asyncio.run(go())
-    assert before["dropped"] == 3 and before["pending"] == 3
-    assert [(n.dedup_key, n.count) for n in ch.got] == [("b", 2), ("c", 1), ("d", 1)]
-    assert after["delivered"] == 3 and after["pending"] == 0
+    ch, done, waited, stats = asyncio.run(go())
+    assert [n.dedup_key for n in ch.got] == [f"k{i}" for i in range(7)]  # all of them, in order
+    assert done == [("mem", f"k{i}", "delivered") for i in range(7)]  # each acknowledged once, in order
+    assert stats["pending"] == 3 and stats["oldest_s"] > 0  # the backlog is visible while the channel is stuck
+    assert waited[3] >= 0.25  # the 4th waited until the channel took some
+
+
+def test_on_done_reports_refused_notifications_too():
+    """A notification the channel refuses for good (HTTP 400) is acknowledged as failed: its outbox record must
+    not pin the partition for ever."""
+    async def go():
+        rx = Receiver("webhook", fail=(400,))
+        async with serve(rx) as url:
+            d = fast_dispatcher([WebhookChannel("hook", url, HMAC_SECRET)])
+            d.start()
+            got = []
+
+            async def on_done(name, outcome):
+                got.append((name, outcome))
+            d.submit(notification(key="bad"), on_done=on_done)
+            d.submit(notification(key="good"), on_done=on_done)
+            assert await d.drain(10)
+            await d.stop()
+        return got, rx
+
+    got, rx = asyncio.run(go())
+    assert got == [("hook", "failed"), ("hook", "delivered")]
+    assert [b["dedup_key"] for b in rx.accepted] == ["good"]
 
 
 def test_unexpected_exception_does_not_kill_worker():

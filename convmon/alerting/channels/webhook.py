@@ -2,8 +2,12 @@
 
 Each notification is one POST with `Content-Type: application/json` and the body
 
-    {"version": 1, "status": "firing"|"resolved", "dedup_key": str, "count": int,
+    {"version": 1, "notification_id": str, "status": "firing"|"resolved", "dedup_key": str, "count": int,
      "first_ts": RFC 3339 str | null, "alert": Alert.to_dict()}
+
+`notification_id` is the same on every delivery of one notification: delivery is at least once
+(a delivery cut short by a crash is repeated after the restart), so a receiver that must not act
+twice drops an id it has seen.
 
 and two headers:
 
@@ -73,6 +77,7 @@ def verify_request(secret: str, body: bytes, headers, **kw) -> bool:
 def webhook_payload(n: Notification) -> dict[str, Any]:
     return {
         "version": 1,
+        "notification_id": n.notification_id,
         "status": n.status,
         "dedup_key": n.dedup_key,
         "count": n.count,
