@@ -71,6 +71,9 @@ class WorkerSettings(_MaskedRepr, BaseModel):
     window_idle_flush_s: float = Field(120, gt=0, description="a model version with no turns for this long (wall "
                                        "clock) has its open minute windows written")
     scoring_threads: int = Field(1, ge=1, description="threads for CPU-heavy scoring, off the event loop")
+    stall_after_s: float = Field(60, gt=0, description="a partition with records waiting, none in processing, "
+                                 "whose position has not moved for this long is stalled: logged, counted, "
+                                 "re-read from its committed offset, then the consumer rejoins its group")
     shutdown_timeout_s: float = Field(30, gt=0)
     session_timeout_s: float = Field(30, ge=6, description="Kafka group session timeout: how soon a dead worker's "
                                                        "partitions move to the others")
@@ -110,6 +113,8 @@ class AlertingSettings(_MaskedRepr, BaseModel):
     )
     secrets_file: Optional[Path] = Field(None, description="KEY=VALUE file with channel secrets (env wins)")
     sweep_interval_s: float = Field(15, gt=0, description="how often quiet incidents are checked for resolution")
+    incident_retention_s: float = Field(86400, gt=0, description="a resolved incident is forgotten this long after "
+                                        "it resolved (never before its rule's cooldown_s); ClickHouse keeps its alerts")
     max_pending: int = Field(10_000, ge=1, description="notifications per channel a worker holds in memory while "
                              "the channel is down; more wait in the channel's outbox topic (none is dropped)")
     backlog_alert_after_s: float = Field(300, gt=0, description="a channel whose oldest undelivered notification is "

@@ -43,6 +43,10 @@ class Metrics:
             "convmon_snapshot_rejected_total",
             "Stored model-state snapshots skipped at restore (not valid versioned JSON; never executed)",
             ["reason"], registry=r)
+        self.partition_stalls = Counter("convmon_partition_stalled_total",
+                                        "Partitions found stalled (records waiting, position not moving)",
+                                        ["topic", "partition"], registry=r)
+        self.partitions_stalled = Gauge("convmon_partitions_stalled", "Partitions stalled right now", registry=r)
         self.outbox_unreadable = Counter("convmon_outbox_unreadable_total",
                                          "Outbox records that are not a notification this version reads (skipped)",
                                          ["channel"], registry=r)

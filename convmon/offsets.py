@@ -88,3 +88,53 @@ class OffsetContinuity:
         p.rereads[gap.start] = tries + 1
         p.resync_to, p.last = gap.start, offset
         return gap
+
+
+@dataclass
+class StallAction:
+    tp: Hashable
+    kind: str  # "seek" (step 1: re-read from the committed offset), "rejoin" (step 2), "recovered"
+    position: int
+    highwater: int
+    stalled_s: float
+
+
+class StallWatch:
+    """A partition that stalled: records are waiting (position < high watermark), none of the partition's
+    records is in processing, and the position has not moved for `after_s`. The offset-gap re-read above
+    cannot see this when no later record ever arrives (issue 12: a demo partition stopped at offset 94 of
+    148 with nothing logged). Steps: seek back to the committed offset; if the partition is still stuck
+    `after_s` later, rejoin the consumer group (a rebalance re-seeks every partition); then again.
+
+    Plain code: the caller passes, per partition, (position = next offset to read, high watermark, busy =
+    some record of it is being processed) and performs the actions returned."""
+
+    def __init__(self, after_s: float):
+        self.after_s = after_s
+        self._since: dict[Hashable, tuple[int, float]] = {}  # tp → (position, when it last moved or a step ran)
+        self.steps: dict[Hashable, int] = {}  # tp → steps taken in the current stall
+
+    @property
+    def stalled(self) -> set:
+        return set(self.steps)
+
+    def check(self, partitions: dict[Hashable, tuple[int, int, bool]], now: float) -> list[StallAction]:
+        out = []
+        for tp in [t for t in self._since if t not in partitions]:  # revoked
+            self._since.pop(tp, None)
+            self.steps.pop(tp, None)
+        for tp, (pos, high, busy) in partitions.items():
+            prev = self._since.get(tp)
+            if busy or pos >= high or prev is None or prev[0] != pos:
+                self._since[tp] = (pos, now)
+                if tp in self.steps and (pos >= high or (prev is not None and prev[0] != pos)):
+                    out.append(StallAction(tp, "recovered", pos, high, 0.0))
+                    self.steps.pop(tp)
+                continue
+            if now - prev[1] < self.after_s:
+                continue
+            step = self.steps.get(tp, 0) + 1
+            self.steps[tp] = step
+            self._since[tp] = (pos, now)  # the next step only after another after_s
+            out.append(StallAction(tp, "seek" if step == 1 else "rejoin", pos, high, now - prev[1]))
+        return out

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import faust
 
 from ..alerting import outbox
-from ..alerting.incidents import IncidentBook
+from ..alerting.incidents import IncidentBook, IncidentIndex
 from ..alerting.model import Alert
 from ..store.alerts import AlertRecord
 from .current import processing
@@ -30,9 +30,18 @@ log = logging.getLogger(__name__)
 
 
 def alert_from_json(raw: bytes) -> Alert:
-    d = json.loads(raw)
+    return _alert_from_dict(json.loads(raw))
+
+
+def _alert_from_dict(d: dict) -> Alert:
     d["ts"] = datetime.fromisoformat(d["ts"])
     return Alert(**d)
+
+
+def forget_record(key: str, resolved_at: float) -> bytes:
+    """A control record on chat.alerts: forget this resolved incident (the sweep decides, the agent deletes, so
+    that the table changes only inside the stream, in the key's own changelog partition)."""
+    return json.dumps({"control": "forget_incident", "dedup_key": key, "resolved_at": resolved_at}).encode()
 
 
 def alert_to_json(alert: Alert) -> bytes:
@@ -53,6 +62,7 @@ def register(app: faust.App) -> None:
     settings = rt.settings
     rules = rt.rules
     book = IncidentBook(rules)
+    index = IncidentIndex()
     outboxes = app.outbox_topics  # channel name → its outbox topic (agents/delivery.py)
     incidents = app.Table("convmon-incidents", partitions=settings.topics.partitions,
                           key_type=str)
@@ -69,12 +79,20 @@ def register(app: faust.App) -> None:
             await rereader.check(events)
             records: list[AlertRecord] = []
             decisions: Counter = Counter()
-            states: dict[str, dict] = {}  # this batch's incident states, written after the outbox has them
-            changes: list[tuple] = []
+            states: dict[str, dict | None] = {}  # this batch's incident states, written after the outbox has them
+            changes: list[tuple] = []  # (event, key, new state or None to forget it), in event order
             sent = []
             now = time.time()
             for ev in events:
-                alert = alert_from_json(ev.value)
+                d = json.loads(ev.value)
+                if d.get("control") == "forget_incident":
+                    key = d["dedup_key"]
+                    st = states[key] if key in states else incidents.get(key)
+                    if st and st.get("status") == "resolved" and st.get("resolved_at") == d.get("resolved_at"):
+                        states[key] = None
+                        changes.append((ev, key, None))
+                    continue
+                alert = _alert_from_dict(d)
                 key = alert.dedup_key
                 state, decision = book.offer(states[key] if key in states else incidents.get(key), alert, now=now)
                 rt.metrics.alerts.labels(alert.kind, decision.delivery).inc()
@@ -96,16 +114,25 @@ def register(app: faust.App) -> None:
                 await asyncio.gather(*sent)  # the outbox has every decided notification…
             for ev, key, state in changes:  # …before any incident records it as notified
                 with processing(ev):  # the incidents changelog record goes to this event's partition
-                    incidents[key] = state
+                    if state is not None:
+                        incidents[key] = state
+                    elif key in incidents:
+                        del incidents[key]
+                index.note(key, state)
             await rt.sink.write(records, table="alerts")
             yield dict(decisions)  # the batch's offsets are acknowledged once the agent asks for the next one
 
     @app.timer(settings.alerting.sweep_interval_s)
     async def sweep_incidents():
-        """Quiet incidents resolve through chat.alerts, so the table changes only inside the stream."""
+        """Resolve quiet incidents and forget old resolved ones, through chat.alerts, so the table changes only
+        inside the stream. Looks at the open and resolved incidents only (IncidentIndex), not at every key."""
         now = time.time()
-        for key, state in list(incidents.items()):
+        if index.needs_rebuild(app.consumer_generation_id):
+            index.rebuild(list(incidents.items()), app.consumer_generation_id)
+        for key in list(index.open):
+            state = incidents.get(key)
             if not state or state.get("status") != "open":
+                index.note(key, state)
                 continue
             _, notification = book.sweep(state, now)
             if notification is not None:
@@ -115,6 +142,13 @@ def register(app: faust.App) -> None:
                 resolved.summary = f"resolved after {int(now - state['last_alert_at'])}s without alerts: " + \
                     resolved.summary
                 await app.alerts_topic.send(key=key.encode(), value=alert_to_json(resolved))
+        for key in index.resolved_before(now - settings.alerting.incident_retention_s):
+            state = incidents.get(key)
+            if state and book.expired(state, now, settings.alerting.incident_retention_s):
+                await app.alerts_topic.send(key=key.encode(), value=forget_record(key, state["resolved_at"]))
+            elif not state:
+                index.note(key, None)
 
     app.handle_alerts = handle_alerts
     app.incidents = incidents
+    app.sweep_incidents = sweep_incidents

@@ -109,11 +109,12 @@ def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.A
                          for name, t in outbox.topic_names(topics.outbox_prefix, settings.alerting.channels).items()}
     app.convmon_runtime = runtime or build_runtime(settings)
 
-    from . import alerts, delivery, dynamics, model_state, turns  # agents register themselves on the app
+    from . import alerts, delivery, dynamics, model_state, turns, watchdog  # each registers itself on the app
 
     turns.register(app)
     dynamics.register(app)
     model_state.register(app)
     alerts.register(app)
     delivery.register(app)
+    watchdog.register(app)
     return app

@@ -167,7 +167,7 @@ class ModelState:
         keys whose latest state is stored (not in `unsaved`), so nothing is lost: the caller restores an
         evicted key from its snapshot when it comes back. Returns the keys forgotten."""
         now, out = self.clock(), []
-        for key, last in list(self.touched.items()):  # oldest first
+        for key, last in self.touched.items():  # oldest first; stops at the first key to keep (no full copy)
             if len(self.touched) - len(out) <= self.max_keys and now - last < self.idle_ttl_s:
                 break
             if key in self.unsaved:

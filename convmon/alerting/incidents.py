@@ -72,6 +72,15 @@ class IncidentBook:
             return st, Decision("notified", Notification(alert, st["count"], _dt(st["first_at"]), "firing"))
         return st, Decision("suppressed")
 
+    def expired(self, state: dict, now: float, retention_s: float) -> bool:
+        """A resolved incident is forgotten `retention_s` after resolution, and never before its rule's cooldown
+        has passed (until then it decides whether a recurrence pages again)."""
+        if state.get("status") != "resolved" or state.get("resolved_at") is None:
+            return False
+        alert = Alert(**{**state["last_alert"], "ts": _dt(state["last_alert"]["ts"])})
+        rule = self._rule(alert)
+        return now - state["resolved_at"] >= max(retention_s, rule.cooldown_s if rule else 900)
+
     def sweep(self, state: dict, now: float) -> tuple[dict, Optional[Notification]]:
         """Resolve an open incident that has been quiet for its rule's resolve_after_s."""
         if state["status"] != "open":
@@ -94,6 +103,44 @@ class IncidentBook:
     @staticmethod
     def _remember(st: dict, alert: Alert) -> None:
         st["recent_ids"] = (st["recent_ids"] + [alert.alert_id])[-RECENT_IDS:]
+
+
+class IncidentIndex:
+    """Which incidents the periodic sweep must look at: the open ones (to resolve when quiet) and the resolved
+    ones (to forget after the retention), so that a sweep costs the incidents that can change, not all of
+    them. The agent notes every state it writes; a full rebuild from the table runs after a rebalance
+    (partitions moved, the table recovered others) and every `rebuild_every` sweeps."""
+
+    def __init__(self, rebuild_every: int = 20):
+        self.open: set[str] = set()
+        self.resolved: dict[str, float] = {}  # key → resolved_at
+        self.rebuild_every = rebuild_every
+        self.sweeps = 0
+        self.generation = None
+
+    def note(self, key: str, state: Optional[dict]) -> None:
+        self.open.discard(key)
+        self.resolved.pop(key, None)
+        if not state:
+            return
+        if state.get("status") == "open":
+            self.open.add(key)
+        elif state.get("status") == "resolved" and state.get("resolved_at") is not None:
+            self.resolved[key] = state["resolved_at"]
+
+    def needs_rebuild(self, generation) -> bool:
+        self.sweeps += 1
+        return generation != self.generation or self.sweeps % self.rebuild_every == 0
+
+    def rebuild(self, items, generation) -> None:
+        self.open.clear()
+        self.resolved.clear()
+        for key, state in items:
+            self.note(key, state)
+        self.generation = generation
+
+    def resolved_before(self, t: float) -> list[str]:
+        return [k for k, at in self.resolved.items() if at <= t]
 
 
 def _dt(x) -> datetime:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
@@ -104,7 +105,8 @@ class MinuteWindows:
         self.grace_s, self.max_ahead_s, self.idle_flush_s, self.clock = grace_s, max_ahead_s, idle_flush_s, clock
         self.buckets: dict[tuple, dict[int, _Bucket]] = {}
         self.watermark: dict[tuple, float] = {}
-        self.last_seen: dict[tuple, float] = {}  # key → wall-clock time of its latest turn (not snapshotted)
+        # key → wall-clock time of its latest turn (not snapshotted), least recently seen first
+        self.last_seen: OrderedDict[tuple, float] = OrderedDict()
         self.late_dropped = 0
 
     # -- snapshots: one key as plain data --------------------------------------------------------
@@ -138,6 +140,7 @@ class MinuteWindows:
     def restore(self, key: tuple, ks: WindowKeyState) -> None:
         self.buckets[key], self.watermark[key] = ks.buckets, ks.watermark
         self.last_seen[key] = self.clock()  # idle from now on if no turn comes
+        self.last_seen.move_to_end(key)
 
     def add(self, key: tuple, ts: float, toxicity: Optional[float], sentiment: Optional[float],
             jailbreak_hit: bool, policy_hit: bool, pii: bool) -> None:
@@ -163,6 +166,7 @@ class MinuteWindows:
         now = self.clock()
         self.watermark[key] = max(wm, min(ts, now + self.max_ahead_s))
         self.last_seen[key] = now
+        self.last_seen.move_to_end(key)
 
     def note_drift(self, key: tuple, ts: float, score: float) -> None:
         start = int(math.floor(ts / WINDOW_S) * WINDOW_S)
@@ -176,7 +180,11 @@ class MinuteWindows:
         are checked (a batch's keys), idle keys are always flushed."""
         out = []
         wall = self.clock()
-        idle = {k for k, t in self.last_seen.items() if wall - t >= self.idle_flush_s}
+        idle = set()
+        for k, t in self.last_seen.items():  # oldest first: the scan stops at the first key still active
+            if wall - t < self.idle_flush_s:
+                break
+            idle.add(k)
         for k in idle:
             self.last_seen.pop(k, None)
         check = self.buckets if keys is None else set(keys) | idle

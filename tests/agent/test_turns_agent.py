@@ -6,6 +6,7 @@ ClickHouse store is the real embedded engine.
 
 import asyncio
 import json
+import uuid
 from collections import Counter
 
 import pytest
@@ -266,3 +267,55 @@ def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_row
     assert {v: n for v, n, _ in rows} == {KEY[2]: 100, old_key[2]: 10}
     assert all(json.loads(s)["v"] == 1 for _, _, s in rows)  # the pickle row is replaced by JSON
 
+
+
+def test_a_resolved_incident_is_forgotten_through_the_stream_and_a_stale_request_is_ignored(app):
+    """Security finding 5: incidents were never deleted. The sweep asks (a control record on chat.alerts), the
+    agent deletes the key in its own changelog partition; a request for an incident that reopened meanwhile
+    changes nothing."""
+    from convmon.agents.alerts import forget_record
+    from convmon.alerting.model import Alert
+
+    def alert(key, status="firing", n=0):
+        return json.dumps(Alert(kind="toxic_turn", severity="warning", summary="s", dedup_key=key, status=status,
+                                alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}-{status}-{n}"))).to_dict(),
+                          default=str).encode()
+
+    async def run():
+        async with app.handle_alerts.test_context() as agent:
+            for key in ("gone", "kept"):
+                await agent.put(alert(key), key=key.encode())
+                await agent.put(alert(key, "resolved"), key=key.encode())
+            await asyncio.sleep(0.3)
+            resolved_at = {k: app.incidents[k]["resolved_at"] for k in ("gone", "kept")}
+            await agent.put(alert("kept", n=1), key=b"kept")  # reopened before the sweep's request arrives
+            await agent.put(forget_record("gone", resolved_at["gone"]), key=b"gone")
+            await agent.put(forget_record("kept", resolved_at["kept"]), key=b"kept")
+            await asyncio.sleep(0.3)
+            return dict(app.incidents.items())
+
+    table = asyncio.run(run())
+    assert "gone" not in table
+    assert table["kept"]["status"] == "open"
+
+
+def test_incident_retention_respects_the_cooldown_and_the_index_tracks_only_live_incidents():
+    from convmon.alerting.incidents import IncidentBook, IncidentIndex
+    from convmon.alerting.model import Alert
+    from convmon.alerting.rules import RuleSet
+
+    book = IncidentBook(RuleSet.load())
+    a = Alert(kind="toxic_turn", severity="warning", summary="s", dedup_key="k", app="a")
+    st, _ = book.offer(None, a, now=1000)
+    st, _ = book.offer(st, Alert(**{**a.to_dict(), "ts": a.ts, "status": "resolved", "alert_id": "r"}), now=2000)
+    assert not book.expired(st, now=2000 + 60, retention_s=60)  # toxic_turn's cooldown is 900 s
+    assert book.expired(st, now=2000 + 900, retention_s=60)
+    assert not book.expired(st, now=2000 + 3000, retention_s=86400)
+
+    index = IncidentIndex(rebuild_every=3)
+    index.rebuild([("k", st), ("o", {"status": "open"}), ("x", None)], generation=1)
+    assert index.open == {"o"} and index.resolved == {"k": 2000}
+    index.note("o", None)
+    assert index.open == set() and index.resolved_before(2500) == ["k"]
+    assert [index.needs_rebuild(1) for _ in range(3)] == [False, False, True]
+    assert index.needs_rebuild(2)  # a rebalance

@@ -76,8 +76,9 @@ class Env:
         self.bootstrap = bootstrap
         self.workers: list[Worker] = []
 
-    def worker(self, name: str = "w") -> "Worker":
-        w = Worker(self.env, self.tmp / f"{name}-{len(self.workers)}.log")
+    def worker(self, name: str = "w", argv: list[str] | None = None) -> "Worker":
+        """A worker process (`argv`: another command that runs one, e.g. with a fault injected)."""
+        w = Worker(self.env, self.tmp / f"{name}-{len(self.workers)}.log", argv)
         self.workers.append(w)
         return w
 
@@ -102,10 +103,10 @@ class Env:
 
 
 class Worker:
-    def __init__(self, env: dict, log: Path):
+    def __init__(self, env: dict, log: Path, argv: list[str] | None = None):
         self.log = log
         self._log = open(log, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "convmon.cli", "worker"], env=env, stdout=self._log,
+        self.proc = subprocess.Popen(argv or [sys.executable, "-m", "convmon.cli", "worker"], env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=REPO)
 
     def alive(self) -> bool:

@@ -203,3 +203,41 @@ def test_1500_pages_during_a_60s_outage_and_a_restart_are_each_delivered_exactly
     assert sorted(p["dedup_key"] for p in pages(up)) == sorted(keys)  # the live channel: once each, no repeats
     assert len(pages(up, "channel_backlog")) == 1 and len(resolved()) == 1
     assert w.terminate()[0] == 0
+
+
+def test_a_partition_that_stops_being_delivered_is_detected_and_recovered(e2e):
+    """Issue 12: a partition stalled with lag and nothing said so. Here the worker's fetches lose partition 0's
+    records from offset 10 on (tests/e2e/stalling_worker.py) and nothing later arrives, so the offset-gap
+    re-read cannot see it. The watchdog logs it by topic and partition, counts it, seeks back to the
+    committed offset, and every turn is stored."""
+    import sys
+    import urllib.request
+
+    from kafka import KafkaProducer
+
+    port = free_port()
+    e2e.env.update(CONVMON_WORKER__STALL_AFTER_S="6", CONVMON_WORKER__METRICS_PORT=str(port),
+                   STALL_TOPIC=e2e.topics["turns"], STALL_PARTITION="0", STALL_FROM="10")
+    w = e2e.worker("stall", argv=[sys.executable, str(REPO / "tests/e2e/stalling_worker.py")])
+    wait_for_topic(e2e, e2e.topics["scores"])
+    turns = turn_dicts(40, "stall")
+    producer = KafkaProducer(bootstrap_servers=e2e.bootstrap, acks="all")
+    for t in turns:  # all to partition 0, in one go: nothing arrives after them
+        producer.send(e2e.topics["turns"], key=t["conversation_id"].encode(), value=json.dumps(t).encode(), partition=0)
+    producer.flush()
+    producer.close()
+    seen, _ = collect(e2e, {t["event_id"] for t in turns}, 0, timeout=120, workers=[w])
+    log = w.log.read_text()
+    assert "FAULT: losing fetched records" in log  # the fault happened…
+    assert len(seen) == 40, w.tail()  # …and every turn was scored all the same
+    assert f"partition {e2e.topics['turns']}/0 stalled" in log and "FAULT: healed by a seek" in log
+    deadline = time.monotonic() + 30
+    while True:  # the gauge follows on the watchdog's next look
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        if "convmon_partitions_stalled 0.0" in metrics or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert f'convmon_partition_stalled_total{{partition="0",topic="{e2e.topics["turns"]}"}} 1.0' in metrics
+    assert "convmon_partitions_stalled 0.0" in metrics  # recovered
+    assert "moves again" in w.log.read_text()
+    assert w.terminate()[0] == 0

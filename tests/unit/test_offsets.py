@@ -64,3 +64,30 @@ def test_partitions_are_independent_and_a_new_generation_forgets():
     c.new_generation(2)
     assert not c.known("p0")
     assert c.observe("p1", 900) is None  # positions after a rebalance start fresh
+
+
+def test_a_stalled_partition_is_re_read_then_the_group_rejoined_then_recovered():
+    from convmon.offsets import StallWatch
+
+    w = StallWatch(after_s=60)
+    assert w.check({"p0": (94, 148, False), "p1": (10, 10, False)}, now=0) == []
+    assert w.check({"p0": (94, 148, False), "p1": (10, 12, False)}, now=30) == []
+    (a,) = w.check({"p0": (94, 148, False), "p1": (12, 12, False)}, now=61)
+    assert (a.tp, a.kind, a.position, a.highwater, a.stalled_s) == ("p0", "seek", 94, 148, 61)
+    assert w.stalled == {"p0"}
+    assert w.check({"p0": (94, 148, False)}, now=100) == []  # the next step waits another after_s
+    (b,) = w.check({"p0": (94, 148, False)}, now=122)
+    assert b.kind == "rejoin"
+    (c,) = w.check({"p0": (120, 148, False)}, now=125)
+    assert c.kind == "recovered" and w.stalled == set()
+
+
+def test_a_partition_whose_records_are_in_processing_or_caught_up_is_not_stalled():
+    from convmon.offsets import StallWatch
+
+    w = StallWatch(after_s=60)
+    for t in range(0, 600, 20):  # ClickHouse down: a batch held for minutes, position still
+        assert w.check({"p0": (94, 148, True), "p1": (5, 5, False)}, now=t) == []
+    assert w.check({"p0": (94, 148, False)}, now=620) == []  # released: the clock starts now
+    assert [a.kind for a in w.check({"p0": (94, 148, False)}, now=681)] == ["seek"]
+    assert w.check({}, now=700) == [] and w.stalled == set()  # revoked: forgotten

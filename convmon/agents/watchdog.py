@@ -1,0 +1,81 @@
+"""Wiring: the stalled-partition watchdog (convmon/offsets.py StallWatch) on the Faust consumer.
+
+Every few seconds it reads, for each assigned partition of the agents' source topics, the
+position (next offset the worker will read), the high watermark, and whether a record of it is
+being processed (unacknowledged), and acts on what StallWatch says: a warning naming the topic and
+partition, `convmon_partition_stalled_total{topic,partition}` and the `convmon_partitions_stalled`
+gauge, a seek back to the committed offset, then a rejoin of the consumer group.
+
+These are the only places the watchdog touches Faust's and aiokafka's internals; each is named.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+
+from ..offsets import StallWatch
+
+log = logging.getLogger(__name__)
+
+
+def _partitions(app: faust.App, topics: set[str]) -> dict:
+    """tp → (position, high watermark, busy) for the assigned partitions of `topics`."""
+    consumer = app.consumer
+    read = consumer._read_offset  # Faust: last offset handed to a stream, per partition
+    committed = consumer._committed_offset  # Faust: last committed offset (the next one to read)
+    busy = {m.tp for m in list(consumer._unacked_messages) if not m.acked}  # Faust: records in processing
+    out = {}
+    for tp in consumer.assignment():
+        if tp.topic not in topics:
+            continue
+        high = consumer.highwater(tp)
+        pos = read[tp] + 1 if read.get(tp) is not None else committed.get(tp)
+        if high is None or pos is None:
+            continue
+        out[tp] = (pos, high, tp in busy)
+    return out
+
+
+async def _rejoin(app: faust.App) -> None:
+    """Ask the group coordinator for a rebalance (aiokafka, on Faust's consumer thread)."""
+    thread = app.consumer._thread
+    await thread.call_thread(thread._ensure_consumer()._coordinator.request_rejoin)
+
+
+def register(app: faust.App) -> None:
+    rt = app.convmon_runtime
+    cfg = rt.settings.worker
+    watch = StallWatch(cfg.stall_after_s)
+    topics = {t.get_topic_name() for t in (app.turns_topic, app.scores_topic, app.alerts_topic, app.signals_topic)}
+
+    @app.timer(min(5.0, cfg.stall_after_s / 4))
+    async def watch_partitions():
+        try:
+            parts = _partitions(app, topics)
+        except Exception:  # noqa: BLE001 - not started yet / rebalancing: look again next tick
+            return
+        for a in watch.check(parts, time.monotonic()):
+            where = f"{a.tp.topic}/{a.tp.partition}"
+            if a.kind == "recovered":
+                log.info("partition %s moves again (position %d of %d)", where, a.position, a.highwater)
+                continue
+            if a.kind == "seek":
+                rt.metrics.partition_stalls.labels(a.tp.topic, str(a.tp.partition)).inc()
+                committed = app.consumer._committed_offset.get(a.tp)
+                log.warning("partition %s stalled: position %d of %d has not moved for %.0fs with nothing in "
+                            "processing; reading it again from committed offset %s", where, a.position,
+                            a.highwater, a.stalled_s, committed)
+                if committed is not None:
+                    await app.consumer.seek(a.tp, committed)
+            else:
+                log.warning("partition %s still stalled at %d of %d after a re-read; rejoining the consumer group",
+                            where, a.position, a.highwater)
+                try:
+                    await _rejoin(app)
+                except Exception as e:  # noqa: BLE001
+                    log.error("partition %s: could not rejoin the consumer group (%s); restart the worker",
+                              where, type(e).__name__)
+        rt.metrics.partitions_stalled.set(len(watch.stalled))
