@@ -192,6 +192,24 @@ def pseudonym(ctx: click.Context, ids: tuple[str, ...]) -> None:
 
 # --- demo ---------------------------------------------------------------------------------------
 @main.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write (default: <var>/report.html)")
+@click.pass_context
+def report(ctx: click.Context, out: Path | None) -> None:
+    """Write one self-contained HTML page of what convmon saw: traffic, toxicity and sentiment by model
+    version, embedding drift, alerts, conversations with shifts. Same SQL as the Grafana panels; works
+    offline (no Grafana needed)."""
+    settings = _settings(ctx)
+    from .report import build
+
+    out = out or settings.var / "report.html"
+    counts = build(_connect(settings), out)
+    empty = [t for t, n in counts.items() if not n]
+    click.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB): {len(counts) - len(empty)} of {len(counts)} "
+               f"sections with data" + (f"; no data yet for: {', '.join(empty)}" if empty else ""))
+
+
+@main.command()
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="turns to replay (default: the bundled sample conversations)")
 @click.option("--timeout", type=float, default=180.0, show_default=True)

@@ -102,6 +102,10 @@ def overview() -> dict:
                f"SELECT $__timeInterval(window_start) AS time, sum(toxicity_mean * turns) / sum(turns) AS mean, "
                f"max(toxicity_p95) AS p95 FROM window_stats FINAL WHERE $__timeFilter(window_start) AND {FILTER} "
                f"GROUP BY time ORDER BY time", unit="percentunit", thresholds=((0.5, "orange"), (0.9, "red"))),
+        _panel("timeseries", "Mean toxicity by model version",
+               f"SELECT $__timeInterval(window_start) AS time, model_version AS series, "
+               f"sum(toxicity_mean * turns) / sum(turns) AS toxicity FROM window_stats FINAL "
+               f"WHERE $__timeFilter(window_start) AND {FILTER} GROUP BY time, series ORDER BY time", unit="percentunit"),
         _panel("timeseries", "Mean sentiment by model version",
                f"SELECT $__timeInterval(window_start) AS time, model_version AS series, "
                f"sum(sentiment_mean * turns) / sum(turns) AS sentiment FROM window_stats FINAL "

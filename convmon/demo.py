@@ -231,4 +231,9 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
     out += [f"    {k:<18} {n:>3} incident(s) paged, {sup:>3} folded" for k, n, sup in rows] or ["    none"]
     out.append("")
     out.append("  query it yourself: .venv/bin/convmon db query \"SELECT app, count() FROM turns FINAL GROUP BY app\"")
+    from .report import build
+
+    page = settings.var / "report.html"
+    build(client, page)
+    out.append(f"  charts: {page.resolve()} (open it in a browser; `.venv/bin/convmon report` writes it again)")
     click.echo("\n".join(out))
