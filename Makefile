@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit kafka-up kafka-down models models-data train-deps models-train bench clean
+.PHONY: setup demo newcomer test test-unit kafka-up kafka-down models models-data train-deps models-train bench clean
 
 setup: $(STAMP)  ## venv in .venv with convmon and its test dependencies (idempotent)
 
@@ -26,6 +26,9 @@ kafka-down: setup
 
 demo: setup kafka-up  ## replay the sample conversations through the live pipeline
 	$(BIN)/convmon demo
+
+newcomer:  ## a newcomer's first hour from a fresh clone: demo, demo again, make test, demo (tests/newcomer.sh)
+	bash tests/newcomer.sh
 
 test: setup kafka-up  ## the whole suite: unit, agent and end-to-end (real broker)
 	$(BIN)/python -m pytest -q -rs

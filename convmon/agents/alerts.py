@@ -25,6 +25,7 @@ from ..alerting.model import Alert
 from ..store.alerts import AlertRecord
 from .current import processing
 from .rereads import Rereader
+from .topics import INCIDENTS_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def register(app: faust.App) -> None:
     book = IncidentBook(rules)
     index = IncidentIndex()
     outboxes = app.outbox_topics  # channel name → its outbox topic (agents/delivery.py)
-    incidents = app.Table("convmon-incidents", partitions=settings.topics.partitions,
+    incidents = app.Table(INCIDENTS_TABLE, partitions=settings.topics.partitions,
                           key_type=str)
 
     @app.agent(app.alerts_topic, name="convmon.alerts", concurrency=1)

@@ -16,13 +16,14 @@ import faust
 from ..state.dynamics import ConversationState, ShiftConfig, ShiftDetector, expired
 from .alerts import alert_to_json
 from .rereads import Rereader
+from .topics import CONVERSATIONS_TABLE
 
 
 def register(app: faust.App) -> None:
     rt = app.convmon_runtime
     settings = rt.settings
     detector = ShiftDetector(ShiftConfig.from_dict(settings.dynamics.detector))
-    conversations = app.Table("convmon-conversations", partitions=settings.topics.partitions, key_type=str)
+    conversations = app.Table(CONVERSATIONS_TABLE, partitions=settings.topics.partitions, key_type=str)
 
     # Expiry: a table key may only change while processing an event of its own partition
     # (the changelog record goes to the current event's partition). The timer marks a sweep

@@ -31,6 +31,17 @@ def admin_config(settings: Settings) -> dict:
     return cfg
 
 
+# Faust tables (changelog-backed). Their changelog topics are created here with the source topics: left to
+# Faust, a changelog created at start could be missing from the metadata when the agent first writes the
+# table, and the agent crashed with PartitionsMismatch ("changelog topic has 0 partitions", seen in CI).
+CONVERSATIONS_TABLE = "convmon-conversations"
+INCIDENTS_TABLE = "convmon-incidents"
+
+
+def changelog_topics(settings: Settings) -> list[str]:
+    return [f"{settings.worker.app_id}-{t}-changelog" for t in (CONVERSATIONS_TABLE, INCIDENTS_TABLE)]
+
+
 def aiokafka_config(settings: Settings) -> dict:
     """The same connection settings for an aiokafka client (the outbox's own consumer)."""
     import ssl
@@ -52,6 +63,8 @@ def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     """Explicit per-topic settings for a topic the worker creates: retention (the DLQ's is short: it holds
     raw input) and, for the DLQ, a message size that fits any record the worker accepts plus its headers."""
     t = settings.topics
+    if name in changelog_topics(settings):
+        return {"cleanup.policy": "compact"}  # as Faust creates them: the latest state per key, kept
     hours = t.dlq_retention_hours if name == t.dlq else t.retention_hours
     out = {} if hours is None else {"retention.ms": str(int(hours * 3_600_000))}
     if name == t.dlq:
@@ -66,7 +79,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
 
     t = settings.topics
     names = [t.turns, t.dlq, t.scores, t.alerts, t.signals,
-             *outbox.topic_names(t.outbox_prefix, settings.alerting.channels).values()]
+             *outbox.topic_names(t.outbox_prefix, settings.alerting.channels).values(), *changelog_topics(settings)]
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:

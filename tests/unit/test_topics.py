@@ -1,0 +1,18 @@
+"""Topics the worker creates before it subscribes, with explicit settings."""
+
+from convmon.agents.topics import changelog_topics, topic_configs
+from convmon.config import Settings
+
+
+def test_the_tables_changelogs_are_created_up_front_compacted_and_the_rest_with_retention():
+    """A changelog left to Faust could be missing from the metadata when the agent first wrote its table:
+    the alerts agent crashed with PartitionsMismatch (CI, 2026-11-30)."""
+    s = Settings(worker={"app_id": "cm"}, alerting={"channels": [{"type": "slack", "name": "oncall",
+                                                                   "url_env": "X"}]})
+    assert changelog_topics(s) == ["cm-convmon-conversations-changelog", "cm-convmon-incidents-changelog"]
+    for t in changelog_topics(s):
+        assert topic_configs(s, t) == {"cleanup.policy": "compact"}
+    assert topic_configs(s, "chat.turns") == {"retention.ms": str(168 * 3_600_000)}
+    assert topic_configs(s, "convmon.outbox.oncall") == {"retention.ms": str(168 * 3_600_000)}
+    dlq = topic_configs(s, "chat.turns.dlq")
+    assert dlq["retention.ms"] == str(72 * 3_600_000) and int(dlq["max.message.bytes"]) > 1_048_576
