@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BOOTSTRAP = os.environ.get("CONVMON_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+# The broker the tests use: CONVMON_TEST_KAFKA_BOOTSTRAP (a broker someone else runs), else the local broker
+# that `make test` starts, on CONVMON_KAFKA_BOOTSTRAP when 9092 is taken (as `convmon kafka up` does).
+BOOTSTRAP = os.environ.get("CONVMON_TEST_KAFKA_BOOTSTRAP") or os.environ.get("CONVMON_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
 
 
 @pytest.fixture(scope="session")
