@@ -80,21 +80,28 @@ class Expander:
 
 
 def time_range(client) -> tuple[datetime, datetime] | None:
-    rows = client.query("SELECT min(t), max(t) FROM (SELECT min(window_start) AS t FROM window_stats UNION ALL "
-                        "SELECT max(window_start) + 60 FROM window_stats UNION ALL SELECT min(ts) FROM alerts "
-                        "UNION ALL SELECT max(ts) FROM alerts) WHERE t > toDateTime(0)").result_rows
-    if not rows or rows[0][0] is None or rows[0][0].year < 2000:
+    """From the first to the last thing stored (turns, windows, alerts); None when nothing is."""
+    bounds = []
+    for table, col, extra in (("turns", "ts", 0), ("window_stats", "window_start", 60), ("alerts", "ts", 0)):
+        n, lo, hi = client.query(f"SELECT count(), min({col}), max({col}) FROM {table}").result_rows[0]
+        if n:
+            bounds += [lo, hi + timedelta(seconds=extra)]
+    if not bounds:
         return None
-    start, end = (r.replace(tzinfo=timezone.utc) if r.tzinfo is None else r for r in rows[0])
+    start, end = (b.replace(tzinfo=timezone.utc) if b.tzinfo is None else b for b in (min(bounds), max(bounds)))
     return start - timedelta(minutes=1), end + timedelta(minutes=1)
 
 
-def _variables(client, expand: Expander) -> dict:
-    values: dict[str, "list[str] | str"] = {}
-    for v in dashboards.VARIABLES:
-        expand.variables = values
-        values[v["name"]] = [str(r[0]) for r in client.query(expand(v["query"])).result_rows]
-    return values
+def _variables(client) -> dict:
+    """What "All" selects for each multi-value variable: every value stored (the dashboards list those of
+    window_stats; the report also takes turns and alerts, so that nothing stored is filtered out)."""
+    cols = {"app": "app", "model": "model_name", "version": "model_version", "role": "role"}
+    out = {}
+    for var, col in cols.items():
+        sql = " UNION DISTINCT ".join(f"SELECT DISTINCT {col} AS v FROM {t}" for t in ("turns", "window_stats", "alerts"))
+        out[var] = sorted(str(r[0]) for r in client.query(sql).result_rows)
+    assert set(out) == {v["name"] for v in dashboards.VARIABLES}, "a dashboard variable the report does not fill"
+    return out
 
 
 def _figure(section: Section, result, markers: list[tuple[datetime, str]]):
@@ -161,8 +168,7 @@ def build(client, out: Path, now: datetime | None = None) -> dict:
     now = now or datetime.now(timezone.utc)
     start, end = rng or (now - timedelta(hours=1), now)
     interval = max(60, int((end - start).total_seconds() / MAX_POINTS) // 60 * 60)
-    expand = Expander(start, end, interval, {})
-    variables = _variables(client, expand)
+    variables = _variables(client)
     shifts = client.query(Expander(start, end, interval, dict(variables, conversation=""))(
         _panel_sql("conversations", "Conversations with abrupt shifts"))).result_rows
     variables["conversation"] = str(shifts[0][1]) if shifts else ""

@@ -336,5 +336,9 @@ def register(app: faust.App) -> None:
         # on the state thread, so it waits for a batch being applied instead of reading it half-done
         due = await asyncio.get_running_loop().run_in_executor(executor, state.due_snapshots, True)
         await save(due)
+        # the minute windows still open, written as they stand (replaced by their final rows when they close)
+        rows = await asyncio.get_running_loop().run_in_executor(executor, state.windows.provisional)
+        if rows:
+            await rt.sink.write([w.row() for w in rows], table="window_stats")
 
     app.model_state = model_state

@@ -197,13 +197,22 @@ class MinuteWindows:
             if key in idle and due:  # later turns of the flushed windows are late, not a second partial row
                 self.watermark[key] = max(self.watermark.get(key, float("-inf")), due[-1] + WINDOW_S + self.grace_s)
             for start in due:
-                b = buckets.pop(start)
-                tox = np.array(b.tox, dtype=np.float64)
-                out.append(WindowRow(
-                    datetime.fromtimestamp(start, tz=timezone.utc), *key, b.turns,
-                    round(b.tox_sum / b.turns, 6) if b.tox else 0.0,
-                    round(float(np.percentile(tox, 95)), 6) if len(tox) else 0.0,
-                    round(b.sent_sum / b.sent_n, 6) if b.sent_n else 0.0,
-                    b.jailbreak_hits, b.policy_hits, b.pii_turns, b.drift_score,
-                ))
+                out.append(_row(key, start, buckets.pop(start)))
         return out
+
+    def provisional(self) -> list[WindowRow]:
+        """A row for every window still open, which stays open (a worker stopping writes these, so that what it
+        counted shows at once). When the window closes later, from this worker's snapshot, its final row has the
+        same key and a later written_at, and replaces this one (window_stats is a ReplacingMergeTree)."""
+        return [_row(key, start, b) for key, buckets in self.buckets.items() for start, b in sorted(buckets.items())]
+
+
+def _row(key: tuple, start: int, b: "_Bucket") -> WindowRow:
+    tox = np.array(b.tox, dtype=np.float64)
+    return WindowRow(
+        datetime.fromtimestamp(start, tz=timezone.utc), *key, b.turns,
+        round(b.tox_sum / b.turns, 6) if b.tox else 0.0,
+        round(float(np.percentile(tox, 95)), 6) if len(tox) else 0.0,
+        round(b.sent_sum / b.sent_n, 6) if b.sent_n else 0.0,
+        b.jailbreak_hits, b.policy_hits, b.pii_turns, b.drift_score,
+    )

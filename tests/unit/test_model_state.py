@@ -202,3 +202,20 @@ def test_memory_holds_at_most_max_keys_and_an_evicted_key_resumes_from_its_snaps
     state.saved(state.due_snapshots(force=True))
     state.evict()
     assert not state.touched and not state.rates.turns and not state.windows.buckets
+
+
+def test_a_stopping_worker_writes_its_open_windows_and_the_final_row_counts_everything():
+    """`make demo` stopped the worker before any minute window closed, so window_stats (and every chart built
+    on it) stayed empty. At shutdown the open windows are written as they stand and stay open; the row written
+    when a window closes carries every turn and replaces the provisional one (same key, later written_at)."""
+    w = MinuteWindows(grace_s=30, clock=LATER)
+    k = ("a", "m", "v", "assistant")
+    for ts in (600, 610):
+        w.add(k, ts, 0.2, 0.1, False, False, False)
+    (early,) = w.provisional()
+    assert (early.window_start.timestamp(), early.turns) == (600, 2)
+    assert w.provisional() == [early]  # still open: nothing was popped
+    w.add(k, 650, 0.4, 0.1, True, False, False)
+    (final,) = w.close(now=2000)
+    assert (final.window_start, final.turns, final.jailbreak_hits) == (early.window_start, 3, 1)
+    assert w.provisional() == []
