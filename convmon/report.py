@@ -122,12 +122,12 @@ def _figure(section: Section, result, markers: list[tuple[datetime, str]]):
             for i in values:
                 threshold = section.kind == "drift" and cols[i].endswith("threshold")
                 fig.add_scatter(x=[r[0] for r in pts], y=[r[i] for r in pts],
-                                mode="lines+markers" if section.kind == "drift" else "lines",
+                                mode="lines+markers",  # a series of one bucket (a short demo) still shows
                                 name=f"{name} {cols[i]}" if len(values) > 1 else str(name),
                                 line={"dash": "dash"} if threshold else None)
     else:
         for i in range(1, len(cols)):
-            fig.add_scatter(x=[r[0] for r in rows], y=[r[i] for r in rows], mode="lines", name=cols[i])
+            fig.add_scatter(x=[r[0] for r in rows], y=[r[i] for r in rows], mode="lines+markers", name=cols[i])
     for when, text in markers:
         fig.add_vline(x=when.timestamp() * 1000, line={"dash": "dot", "width": 1, "color": "#888"})
         fig.add_annotation(x=when.timestamp() * 1000, y=1, yref="paper", text=text, showarrow=False,
