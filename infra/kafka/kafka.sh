@@ -13,8 +13,8 @@
 #   CONVMON_KAFKA_CACHE        jar cache (default ~/.cache/convmon/kafka-$KAFKA_VERSION)
 #   CONVMON_VAR                runtime data root (default <repo>/var, or ./var for an installed
 #                              copy); broker files in $CONVMON_VAR/kafka
-#   CONVMON_KAFKA_PORT         client port on 127.0.0.1 (default 9092; `convmon kafka up` sets it from
-#                              CONVMON_KAFKA_BOOTSTRAP); the controller uses PORT+10000 (19092), away
+#   CONVMON_KAFKA_PORT         client port on 127.0.0.1 (default: the port of a local
+#                              CONVMON_KAFKA_BOOTSTRAP, else 9092); the controller uses PORT+10000 (19092), away
 #                              from Alertmanager's 9093 and other common ports
 #   CONVMON_KAFKA_PARTITIONS   num.partitions for auto-created topics (default 4)
 #   CONVMON_KAFKA_START_TIMEOUT  seconds `up` waits for the broker (default 90)
@@ -47,7 +47,13 @@ PID_FILE="$KDIR/kafka.pid"
 SERVER_LOG="$LOG_DIR/server.log"
 OUT_LOG="$LOG_DIR/kafka.out"
 
-PORT="${CONVMON_KAFKA_PORT:-9092}"
+# The port: CONVMON_KAFKA_PORT, else the one in a local CONVMON_KAFKA_BOOTSTRAP (so that a caller that runs
+# this script directly, like the test session, agrees with `convmon kafka up`), else 9092.
+if [[ -z "${CONVMON_KAFKA_PORT:-}" && "${CONVMON_KAFKA_BOOTSTRAP:-}" =~ ^(127\.0\.0\.1|localhost):([0-9]+)$ ]]; then
+    PORT="${BASH_REMATCH[2]}"
+else
+    PORT="${CONVMON_KAFKA_PORT:-9092}"
+fi
 CONTROLLER_PORT=$((PORT + 10000)); [ "$CONTROLLER_PORT" -le 65535 ] || CONTROLLER_PORT=$((PORT - 10000))
 HOST=127.0.0.1
 BOOTSTRAP="$HOST:$PORT"
