@@ -72,6 +72,27 @@ def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     return out
 
 
+def _reachable(bootstrap: str, deadline: float) -> bool:
+    """True once a bootstrap server accepts a TCP connection; says once that it is waiting."""
+    import socket
+
+    servers = [h.strip().rsplit(":", 1) for h in bootstrap.split(",") if h.strip()]
+    said = False
+    while True:
+        for host, port in servers:
+            try:
+                socket.create_connection((host, int(port)), timeout=2).close()
+                return True
+            except (OSError, ValueError):
+                pass
+        if time.monotonic() >= deadline:
+            return False
+        if not said:
+            log.warning("waiting for Kafka at %s (up to %.0f s)…", bootstrap, deadline - time.monotonic())
+            said = True
+        time.sleep(1)
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     """Create the missing topics; returns the names created. Raises RuntimeError if Kafka is unreachable."""
     from kafka.admin import KafkaAdminClient, NewTopic
@@ -81,6 +102,11 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     names = [t.turns, t.dlq, t.scores, t.alerts, t.signals,
              *outbox.topic_names(t.outbox_prefix, settings.alerting.channels).values(), *changelog_topics(settings)]
     deadline = time.monotonic() + timeout_s
+    if not _reachable(settings.kafka.bootstrap, deadline):  # one line while waiting, not the client's retries
+        raise RuntimeError(
+            f"cannot reach Kafka at {settings.kafka.bootstrap} (nothing accepts connections there). Start the local "
+            "broker with `convmon kafka up`, or set CONVMON_KAFKA_BOOTSTRAP to your cluster."
+        )
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:

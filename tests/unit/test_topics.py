@@ -16,3 +16,22 @@ def test_the_tables_changelogs_are_created_up_front_compacted_and_the_rest_with_
     assert topic_configs(s, "convmon.outbox.oncall") == {"retention.ms": str(168 * 3_600_000)}
     dlq = topic_configs(s, "chat.turns.dlq")
     assert dlq["retention.ms"] == str(72 * 3_600_000) and int(dlq["max.message.bytes"]) > 1_048_576
+
+
+def test_an_unreachable_broker_is_said_once_early_then_a_clear_error(caplog):
+    """Issue 12: a worker pointed at nothing printed ~79 lines of client retries over 62 s before its message."""
+    import logging
+    import socket
+
+    import pytest
+
+    from convmon.agents.topics import ensure_topics
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    caplog.set_level(logging.INFO)
+    with pytest.raises(RuntimeError, match="cannot reach Kafka at 127.0.0.1:.*convmon kafka up"):
+        ensure_topics(Settings(kafka_bootstrap=f"127.0.0.1:{port}"), timeout_s=2.5)
+    lines = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(lines) == 1 and "waiting for Kafka" in lines[0].getMessage()
