@@ -3,6 +3,17 @@ import pytest
 from convmon.config import Settings
 
 
+@pytest.fixture(autouse=True)
+def _no_convmon_environment(monkeypatch):
+    """These tests are about precedence: the developer's own CONVMON_* variables (a broker moved off 9092 with
+    CONVMON_KAFKA_BOOTSTRAP, found by `make newcomer`) must not leak into them."""
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("CONVMON_"):
+            monkeypatch.delenv(k)
+
+
 def test_defaults_point_at_local_services(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for k in list(__import__("os").environ):
