@@ -43,19 +43,13 @@ def changelog_topics(settings: Settings) -> list[str]:
 
 
 def aiokafka_config(settings: Settings) -> dict:
-    """The same connection settings for an aiokafka client (the outbox's own consumer)."""
+    """admin_config for an aiokafka client (the outbox's own consumer): aiokafka takes an SSL context."""
     import ssl
 
-    k = settings.kafka
-    cfg: dict = {"bootstrap_servers": k.bootstrap.split(","), "security_protocol": k.security_protocol.upper()}
-    if k.sasl_mechanism:
-        cfg["sasl_mechanism"] = k.sasl_mechanism.upper()
-    if k.sasl_username:
-        cfg["sasl_plain_username"] = k.sasl_username
-    if k.sasl_password:
-        cfg["sasl_plain_password"] = k.sasl_password.get_secret_value()
+    cfg = admin_config(settings)
+    cafile = cfg.pop("ssl_cafile", None)
     if "SSL" in cfg["security_protocol"]:
-        cfg["ssl_context"] = ssl.create_default_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
+        cfg["ssl_context"] = ssl.create_default_context(cafile=cafile)
     return cfg
 
 

@@ -35,3 +35,15 @@ def test_an_unreachable_broker_is_said_once_early_then_a_clear_error(caplog):
         ensure_topics(Settings(kafka_bootstrap=f"127.0.0.1:{port}"), timeout_s=2.5)
     lines = [r for r in caplog.records if r.levelno >= logging.INFO]
     assert len(lines) == 1 and "waiting for Kafka" in lines[0].getMessage()
+
+
+def test_the_outbox_consumer_connects_with_the_workers_kafka_settings():
+    from convmon.agents.topics import admin_config, aiokafka_config
+
+    s = Settings(kafka={"bootstrap": "k1:9093,k2:9093", "security_protocol": "sasl_ssl", "sasl_mechanism": "plain",
+                        "sasl_username": "u", "sasl_password": "p"})
+    a = aiokafka_config(s)
+    assert a["bootstrap_servers"] == ["k1:9093", "k2:9093"] and a["security_protocol"] == "SASL_SSL"
+    assert (a["sasl_mechanism"], a["sasl_plain_username"], a["sasl_plain_password"]) == ("PLAIN", "u", "p")
+    assert "ssl_context" in a and "ssl_cafile" not in a
+    assert "ssl_context" not in aiokafka_config(Settings()) and admin_config(Settings())["security_protocol"] == "PLAINTEXT"
