@@ -9,8 +9,10 @@ contiguous: a jump means records were skipped, and the cure is to seek back and 
 again (downstream writes are idempotent on event_id, so records read twice do no harm).
 
 Plain code, no Kafka: the agent feeds it each record's (partition key, offset) and seeks
-where it says. A jump that is still there after one re-read (transaction markers, deleted
-records) is accepted, so it never loops.
+where it says. A hole is accepted as really there (transaction markers, records deleted by
+retention) only when two re-reads in a row begin at the same offset past it, or after
+MAX_REREADS re-reads; the agent then lets the consumer commit past it (agents/consumer.py).
+Until then the commit stays before the hole, so the records stay owed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Gap:
     tp: Hashable
     start: int  # first offset not seen
     end: int  # the offset that arrived instead (exclusive end of the gap)
+    accepted: bool = False  # False: re-read from `start`; True: the offsets start..end-1 do not exist
 
     @property
     def size(self) -> int:
@@ -31,6 +34,7 @@ class Gap:
 
 
 MAX_REREADS = 3  # per gap start: a hole still there after this many re-reads is accepted
+RESYNC_PATIENCE = 20_000  # records still arriving from before a seek; past this, the seek was lost: ask again
 
 
 @dataclass
@@ -38,7 +42,9 @@ class _Partition:
     next_offset: Optional[int] = None  # the offset expected next; None until known
     resync_to: Optional[int] = None  # after a seek back: the first offset of the gap being re-read
     last: int = -1  # while resyncing: the highest offset seen since the seek was asked for
+    waited: int = 0  # while resyncing: records seen since the seek was asked for
     rereads: dict[int, int] = field(default_factory=dict)  # gap start -> re-reads asked for
+    began_at: dict[int, int] = field(default_factory=dict)  # gap start -> where the last re-read of it began
 
 
 class OffsetContinuity:
@@ -64,30 +70,46 @@ class OffsetContinuity:
         return tp in self._parts
 
     def observe(self, tp: Hashable, offset: int) -> Optional[Gap]:
-        """Record one record's offset; returns the gap to re-read, if records before it were skipped."""
+        """Record one record's offset; returns a gap to re-read, or one to accept as really there."""
         p = self._parts.setdefault(tp, _Partition())
         if p.resync_to is not None:
-            if offset > p.last:
-                p.last = offset  # still records fetched before the seek: they are read again later
+            if offset > p.last:  # still records fetched before the seek: they are read again later
+                p.last = offset
+                p.waited += 1
+                if p.waited > RESYNC_PATIENCE:  # the re-read never began: the seek was lost
+                    return self._gap(p, tp, p.resync_to, offset)
                 return None
-            # The offsets went back: the re-read has begun. If it starts past the gap's first offset,
-            # those offsets do not exist (transaction markers, deleted records): continue from here.
-            p.resync_to = None
-            p.next_offset = offset + 1
-            return None
+            start, p.resync_to = p.resync_to, None  # the offsets went back: the re-read has begun
+            if offset <= start:
+                p.next_offset = offset + 1
+                return None
+            # It began past the gap's first offset: either those offsets do not exist, or the re-read
+            # was dropped again. Same answer twice in a row means they do not exist.
+            p.next_offset = start
+            if p.began_at.get(start) == offset:
+                p.next_offset = offset + 1
+                return Gap(tp, start, offset, accepted=True)
+            p.began_at[start] = offset
+            return self._gap(p, tp, start, offset)
         if p.next_offset is None or offset == p.next_offset:
             p.next_offset = offset + 1
             return None
         if offset < p.next_offset:
             return None  # a record delivered again (at-least-once): nothing skipped
-        gap = Gap(tp, p.next_offset, offset)
-        tries = p.rereads.get(gap.start, 0)
+        return self._gap(p, tp, p.next_offset, offset)
+
+    @staticmethod
+    def _gap(p: _Partition, tp: Hashable, start: int, end: int) -> Gap:
+        for done in [k for k in p.rereads if k < start]:  # gaps behind this one are settled
+            p.rereads.pop(done)
+            p.began_at.pop(done, None)
+        tries = p.rereads.get(start, 0)
         if tries >= MAX_REREADS:
-            p.next_offset = offset + 1
-            return None
-        p.rereads[gap.start] = tries + 1
-        p.resync_to, p.last = gap.start, offset
-        return gap
+            p.next_offset = end + 1
+            return Gap(tp, start, end, accepted=True)
+        p.rereads[start] = tries + 1
+        p.resync_to, p.last, p.waited = start, end, 0
+        return Gap(tp, start, end)
 
 
 @dataclass
@@ -99,42 +121,67 @@ class StallAction:
     stalled_s: float
 
 
-class StallWatch:
-    """A partition that stalled: records are waiting (position < high watermark), none of the partition's
-    records is in processing, and the position has not moved for `after_s`. The offset-gap re-read above
-    cannot see this when no later record ever arrives (issue 12: a demo partition stopped at offset 94 of
-    148 with nothing logged). Steps: seek back to the committed offset; if the partition is still stuck
-    `after_s` later, rejoin the consumer group (a rebalance re-seeks every partition); then again.
+@dataclass(frozen=True)
+class PartitionView:
+    """What the watchdog sees of one assigned partition."""
 
-    Plain code: the caller passes, per partition, (position = next offset to read, high watermark, busy =
-    some record of it is being processed) and performs the actions returned."""
+    position: int  # next offset the worker will read
+    highwater: int
+    busy: bool  # some record of it is in processing
+    committed: Optional[int] = None  # the committed offset: the first record the worker still owes
+    committed_in_hand: bool = True  # the record at `committed` is in processing or already acknowledged
+
+
+class StallWatch:
+    """A partition that stalled, for `after_s` with neither its position nor its committed offset moving:
+    * records are waiting (position < high watermark) and none of the partition's records is in
+      processing — the offset-gap re-read cannot see this when no later record ever arrives (issue 12: a
+      demo partition stopped at offset 94 of 148 with nothing logged); or
+    * the record at the committed offset was read past but is neither in processing nor acknowledged:
+      it was dropped between fetch and processing, and the commit (agents/consumer.py) waits for it.
+    Steps: seek back to the committed offset; if the partition is still stuck `after_s` later, rejoin the
+    consumer group (a rebalance re-seeks every partition); then again.
+
+    Plain code: the caller passes a PartitionView (or a tuple of its fields) per partition and performs
+    the actions returned."""
 
     def __init__(self, after_s: float):
         self.after_s = after_s
-        self._since: dict[Hashable, tuple[int, float]] = {}  # tp → (position, when it last moved or a step ran)
+        self._since: dict[Hashable, tuple[tuple, float]] = {}  # tp → (progress, when it last moved or a step ran)
         self.steps: dict[Hashable, int] = {}  # tp → steps taken in the current stall
 
     @property
     def stalled(self) -> set:
         return set(self.steps)
 
-    def check(self, partitions: dict[Hashable, tuple[int, int, bool]], now: float) -> list[StallAction]:
+    @staticmethod
+    def _owed(v: PartitionView) -> bool:
+        return v.committed is not None and v.committed < v.position and not v.committed_in_hand
+
+    def _stuck(self, v: PartitionView) -> bool:
+        return self._owed(v) or (not v.busy and v.position < v.highwater)
+
+    def check(self, partitions: dict[Hashable, PartitionView | tuple], now: float) -> list[StallAction]:
         out = []
         for tp in [t for t in self._since if t not in partitions]:  # revoked
             self._since.pop(tp, None)
             self.steps.pop(tp, None)
-        for tp, (pos, high, busy) in partitions.items():
+        for tp, v in partitions.items():
+            v = v if isinstance(v, PartitionView) else PartitionView(*v)
+            # an owed record stalls the commit even while later records flow: then only the commit counts
+            progress = ("owed", v.committed) if self._owed(v) else ("read", v.position, v.committed)
             prev = self._since.get(tp)
-            if busy or pos >= high or prev is None or prev[0] != pos:
-                self._since[tp] = (pos, now)
-                if tp in self.steps and (pos >= high or (prev is not None and prev[0] != pos)):
-                    out.append(StallAction(tp, "recovered", pos, high, 0.0))
+            moved = prev is not None and prev[0] != progress
+            if not self._stuck(v) or prev is None or moved:
+                self._since[tp] = (progress, now)
+                if tp in self.steps and (moved or not self._stuck(v)):
+                    out.append(StallAction(tp, "recovered", v.position, v.highwater, 0.0))
                     self.steps.pop(tp)
                 continue
             if now - prev[1] < self.after_s:
                 continue
             step = self.steps.get(tp, 0) + 1
             self.steps[tp] = step
-            self._since[tp] = (pos, now)  # the next step only after another after_s
-            out.append(StallAction(tp, "seek" if step == 1 else "rejoin", pos, high, now - prev[1]))
+            self._since[tp] = (progress, now)  # the next step only after another after_s
+            out.append(StallAction(tp, "seek" if step == 1 else "rejoin", v.position, v.highwater, now - prev[1]))
         return out

@@ -16,6 +16,7 @@ from ..ingest import TurnDecoder
 from ..privacy import Protector
 from ..scoring.pipeline import ScoringPipeline
 from ..alerting import outbox
+from .consumer import App
 from ..alerting.rules import RuleSet
 from ..metrics import Metrics
 from ..scoring.registry import build_scorers
@@ -81,7 +82,7 @@ def build_runtime(settings: Settings, sink: Optional[StoreSink] = None) -> Runti
 def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.App:
     """A configured Faust app with convmon's agents registered on it."""
     (settings.var / "faust").mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = App(  # faust.App whose commits never pass an unprocessed record
         settings.worker.app_id,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka.bootstrap.split(",")],
         broker_credentials=_credentials(settings),

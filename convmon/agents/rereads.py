@@ -1,4 +1,5 @@
-"""Wiring for convmon/offsets.py: every agent checks its records' offsets and seeks back over skipped ones."""
+"""Wiring for convmon/offsets.py: every agent checks its records' offsets, seeks back over skipped ones, and
+lets the consumer commit past a hole only once it is confirmed (agents/consumer.py)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,16 @@ class Rereader:
             if not continuity.known(tp):
                 continuity.expect(tp, committed.get(tp))
             gap = continuity.observe(tp, ev.message.offset)
-            if gap is not None:
-                self.metrics.offset_gaps.labels(tp.topic).inc()
-                log.warning("the consumer skipped offsets %d..%d of %s/%d; reading them again",
-                            gap.start, gap.end - 1, tp.topic, tp.partition)
-                await app.consumer.seek(tp, gap.start)
+            if gap is None:
+                continue
+            if gap.accepted:
+                log.info("offsets %d..%d of %s/%d do not exist (read again, still absent); committing past them",
+                         gap.start, gap.end - 1, tp.topic, tp.partition)
+                accept = getattr(app.consumer, "accept_gap", None)  # agents/consumer.py
+                if accept is not None:
+                    await accept(tp, gap.start, gap.end - 1)
+                continue
+            self.metrics.offset_gaps.labels(tp.topic).inc()
+            log.warning("the consumer skipped offsets %d..%d of %s/%d; reading them again",
+                        gap.start, gap.end - 1, tp.topic, tp.partition)
+            await app.consumer.seek(tp, gap.start)

@@ -1,8 +1,9 @@
 """Wiring: the stalled-partition watchdog (convmon/offsets.py StallWatch) on the Faust consumer.
 
 Every few seconds it reads, for each assigned partition of the agents' source topics, the
-position (next offset the worker will read), the high watermark, and whether a record of it is
-being processed (unacknowledged), and acts on what StallWatch says: a warning naming the topic and
+position (next offset the worker will read), the high watermark, whether a record of it is
+being processed (unacknowledged), and whether the record at the committed offset is in processing
+or acknowledged, and acts on what StallWatch says: a warning naming the topic and
 partition, `convmon_partition_stalled_total{topic,partition}` and the `convmon_partitions_stalled`
 gauge, a seek back to the committed offset, then a rejoin of the consumer group.
 
@@ -16,26 +17,32 @@ import time
 
 import faust
 
-from ..offsets import StallWatch
+from ..offsets import PartitionView, StallWatch
 
 log = logging.getLogger(__name__)
 
 
 def _partitions(app: faust.App, topics: set[str]) -> dict:
-    """tp → (position, high watermark, busy) for the assigned partitions of `topics`."""
+    """tp → PartitionView for the assigned partitions of `topics`."""
     consumer = app.consumer
     read = consumer._read_offset  # Faust: last offset handed to a stream, per partition
     committed = consumer._committed_offset  # Faust: last committed offset (the next one to read)
-    busy = {m.tp for m in list(consumer._unacked_messages) if not m.acked}  # Faust: records in processing
+    acked = consumer._acked_index  # Faust: acknowledged offsets not yet committed, per partition
+    in_processing: dict = {}
+    for m in list(consumer._unacked_messages):  # Faust: records handed to streams, not yet acknowledged
+        if not m.acked:
+            in_processing.setdefault(m.tp, set()).add(m.offset)
     out = {}
     for tp in consumer.assignment():
         if tp.topic not in topics:
             continue
         high = consumer.highwater(tp)
-        pos = read[tp] + 1 if read.get(tp) is not None else committed.get(tp)
+        c = committed.get(tp)
+        pos = read[tp] + 1 if read.get(tp) is not None else c
         if high is None or pos is None:
             continue
-        out[tp] = (pos, high, tp in busy)
+        busy = in_processing.get(tp, set())
+        out[tp] = PartitionView(pos, high, bool(busy), c, c is None or c in busy or c in acked.get(tp, ()))
     return out
 
 
@@ -65,9 +72,9 @@ def register(app: faust.App) -> None:
             if a.kind == "seek":
                 rt.metrics.partition_stalls.labels(a.tp.topic, str(a.tp.partition)).inc()
                 committed = app.consumer._committed_offset.get(a.tp)
-                log.warning("partition %s stalled: position %d of %d has not moved for %.0fs with nothing in "
-                            "processing; reading it again from committed offset %s", where, a.position,
-                            a.highwater, a.stalled_s, committed)
+                log.warning("partition %s stalled: position %d of %d, committed offset %s, no progress for %.0fs "
+                            "with the next owed record not in processing; reading it again from the committed "
+                            "offset", where, a.position, a.highwater, committed, a.stalled_s)
                 if committed is not None:
                     await app.consumer.seek(a.tp, committed)
             else:

@@ -1,0 +1,61 @@
+"""The consumer's commits never pass a record that was read past but not processed (agents/consumer.py).
+
+Faust's own consumer treats any jump in offsets as room taken by transaction markers and commits
+over it; these tests drive the real Faust consumer class (no broker: commit offsets are computed
+locally) and would fail against it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from faust.types import TP
+
+from convmon.agents.consumer import App
+
+TP2 = TP("chat.turns", 2)
+
+
+@pytest.fixture()
+def consumer(tmp_path):
+    app = App("contiguous-test", broker="kafka://127.0.0.1:1", store="memory://", datadir=str(tmp_path),
+              web_enabled=False, autodiscover=False)
+    c = app.consumer
+    assert type(c).__name__.startswith("Contiguous")
+    c._committed_offset[TP2] = 445
+    return c
+
+
+def run(coro):
+    return asyncio.new_event_loop().run_until_complete(coro)
+
+
+def ack(c, offsets):
+    for o in offsets:
+        c._acked[TP2].append(o)
+        c._acked_index[TP2].add(o)
+
+
+def test_a_jump_seen_by_the_fetch_loop_does_not_let_the_commit_pass_it(consumer):
+    run(consumer._add_gap(TP2, 445, 499))  # what Faust's fetch loop calls when 500 follows 444
+    ack(consumer, range(500, 600))
+    assert consumer._new_offset(TP2) is None  # 445..499 are still owed
+
+
+def test_once_the_skipped_records_are_processed_the_commit_moves_over_all(consumer):
+    ack(consumer, range(500, 600))
+    assert consumer._new_offset(TP2) is None
+    ack(consumer, range(445, 500))  # the re-read
+    assert consumer._new_offset(TP2) == 600
+
+
+def test_a_single_missing_record_holds_the_commit(consumer):
+    """Faust's check lets exactly one missing record through (off by one); ours does not."""
+    ack(consumer, range(446, 500))
+    assert consumer._new_offset(TP2) is None
+
+
+def test_a_hole_confirmed_by_the_reread_is_committed_over(consumer):
+    ack(consumer, range(500, 600))
+    run(consumer.accept_gap(TP2, 445, 499))
+    assert consumer._new_offset(TP2) == 600
