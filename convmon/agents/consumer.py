@@ -49,7 +49,6 @@ def contiguous(consumer_cls: type) -> type:
                 return None  # the record at the committed offset is still owed
             return consumer_cls._new_offset(self, tp)
 
-    ContiguousConsumer.__name__ = ContiguousConsumer.__qualname__ = f"Contiguous{consumer_cls.__name__}"
     return ContiguousConsumer
 
 
