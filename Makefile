@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo newcomer test test-unit kafka-up kafka-down models models-data train-deps models-train bench clean
+.PHONY: setup demo newcomer test test-unit kafka-up kafka-down models models-data train-deps models-train schemas bench clean
 
 setup: $(STAMP)  ## venv in .venv with convmon and its test dependencies (idempotent)
 
@@ -35,6 +35,9 @@ test: setup kafka-up  ## the whole suite: unit, agent and end-to-end (real broke
 
 test-unit: setup
 	$(BIN)/python -m pytest -q tests/unit tests/agent
+
+schemas: setup  ## rewrite schemas/score_event.schema.json from the scorers' field declarations (scoring/fields.py)
+	$(BIN)/python -m convmon.scoring.fields schemas/score_event.schema.json
 
 models: setup  ## rebuild models/suite.onnx, manifest and card from the pinned inputs (torch-free, minutes)
 	$(BIN)/convmon models build

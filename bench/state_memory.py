@@ -14,7 +14,6 @@ exactly but slows this 40-fold: about 7 minutes per 10,000 keys.)
 from __future__ import annotations
 
 import argparse
-import base64
 import ctypes
 import gc
 import json
@@ -27,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from convmon.agents.model_state import ModelState
+from convmon.state.model_state import ModelState
+from convmon.wire import Signal
 from convmon.alerting.rules import RuleSet
 from convmon.state.drift import DriftConfig, DriftMonitor
 from convmon.state.rates import RateMonitor
@@ -36,15 +36,15 @@ from convmon.state.windows import MinuteWindows
 T0 = 1_800_000_000.0
 
 
-def signals(key_i: int, turns: int, rng) -> list[dict]:
+def signals(key_i: int, turns: int, rng) -> list[Signal]:
     out = []
     for j in range(turns):
         e = rng.normal(size=384).astype(np.float32)
         e /= np.linalg.norm(e)
-        out.append({"k": ["app", "model", f"v{key_i}", "assistant"], "ts": T0 + j, "id": f"{key_i}-{j}",
-                    "tox": 0.1, "sent": 0.2, "jb": 0.0, "tox_hit": False, "jb_hit": False, "pol_hit": False,
-                    "pii": False, "emb": base64.b64encode(e.astype(np.float16).tobytes()).decode(),
-                    "_p": 0, "_o": key_i * turns + j})
+        out.append(Signal(key=("app", "model", f"v{key_i}", "assistant"), ts=T0 + j, event_id=f"{key_i}-{j}",
+                          toxicity=0.1, sentiment=0.2, jailbreak=0.0, toxic=False, jailbreak_hit=False,
+                          policy_hit=False, pii=False, embedding=e.astype(np.float16), partition=0,
+                          offset=key_i * turns + j))
     return out
 
 

@@ -13,6 +13,7 @@ from typing import Callable, Optional, Sequence
 from .contract import ChatTurn
 from .ingest import Rejected, TurnDecoder, cap_detail
 from .scoring.pipeline import ScoredTurn, ScoringPipeline
+from .store.tables import DeadLetterRow
 
 DLQ_HEADER_PREFIX = "convmon."
 # Room for the key, the headers and the record overhead: the DLQ topic and the producer allow
@@ -41,10 +42,11 @@ class DeadLetter:
     reason: str
     detail: str
 
-    def row(self) -> list:
+    def row(self) -> DeadLetterRow:
         """The `dead_letters` row: reason and origin, never the content."""
         r = self.record
-        return [datetime.now(timezone.utc), self.reason, f"{r.topic}/{r.partition}@{r.offset}", len(r.value or b"")]
+        return DeadLetterRow(datetime.now(timezone.utc), self.reason, f"{r.topic}/{r.partition}@{r.offset}",
+                             len(r.value or b""))
 
     def headers(self) -> dict[str, bytes]:
         r = self.record
@@ -72,6 +74,23 @@ class DeadLetter:
 class BatchResult:
     scored: list[ScoredTurn] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+
+    def rows(self) -> dict[str, list]:
+        """What the batch stores, by ClickHouse table."""
+        return {"turns": self.scored, "dead_letters": [d.row() for d in self.dead]}
+
+    def messages(self, rules, thresholds: dict, policy_thresholds: dict, dlq_bytes: int) -> dict[str, list[tuple]]:
+        """What the batch sends, by topic role: (key, value, headers) for the DLQ, chat.scores, convmon.signals
+        (wire.Signal) and chat.alerts (single-turn alert candidates, wire.encode_alert)."""
+        from .alerting.rules import turn_alerts
+        from .wire import Signal, encode_alert
+
+        return {
+            "dlq": [d.message(dlq_bytes) for d in self.dead],
+            "scores": [(s.turn.conversation_id.encode(), s.event_bytes(), None) for s in self.scored],
+            "signals": [(*Signal.from_scored(s, thresholds).encode(), None) for s in self.scored],
+            "alerts": [(*encode_alert(a), None) for a in turn_alerts(rules, self.scored, thresholds, policy_thresholds)],
+        }
 
 
 class BatchProcessor:

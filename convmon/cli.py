@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,12 +23,6 @@ def _settings(ctx: click.Context) -> Settings:
 
             raise click.ClickException(f"invalid configuration: {mask_text(str(e))}") from None
     return ctx.obj
-
-
-def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -160,7 +153,7 @@ def produce(ctx: click.Context, file: Path, rate: float | None, topic: str | Non
     if not turns:
         raise click.ClickException(f"{file} holds no turns (one JSON object per line): nothing was published")
     try:
-        pub = TurnPublisher(settings.kafka.bootstrap, topic or settings.topics.turns)
+        pub = TurnPublisher.from_settings(settings.kafka, topic or settings.topics.turns)
     except Exception as e:
         raise click.ClickException(
             f"cannot reach Kafka at {settings.kafka.bootstrap} ({type(e).__name__}). "
@@ -350,7 +343,8 @@ def models_eval(ctx: click.Context, data_dir: Path, as_json: bool) -> None:
 @click.argument("text", required=False)
 @click.option("--file", "file", type=click.File("r", encoding="utf-8"), default=None,
               help="JSONL input, one object with `text` per line ('-' for stdin)")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines out (default for --file)")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON lines out (always with --file): each input object unchanged, the scores under `convmon`")
 @click.pass_context
 def score(ctx: click.Context, text: str | None, file, as_json: bool) -> None:
     """Score text without Kafka: `convmon score "some text"` or `convmon score --file IN.jsonl --json`."""

@@ -22,6 +22,7 @@ from typing import Optional
 import click
 
 from .config import Settings
+from .kafka_clients import client_config
 from .redact import mask_url
 from .privacy import Protector, pseudonym
 from .produce import TurnPublisher, complete, read_jsonl
@@ -81,8 +82,7 @@ def run_demo(settings: Settings, file: Optional[Path], timeout: float) -> int:
     worker = subprocess.Popen([sys.executable, "-m", "convmon.cli", "worker"], env=env, stdout=log_file,
                               stderr=subprocess.STDOUT)
     try:
-        consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap.split(","), enable_auto_commit=False,
-                                 group_id=None)
+        consumer = KafkaConsumer(**client_config(settings.kafka), enable_auto_commit=False, group_id=None)
         tps = []
         for topic in (settings.topics.scores, settings.topics.dlq):
             parts = None
@@ -101,7 +101,7 @@ def run_demo(settings: Settings, file: Optional[Path], timeout: float) -> int:
         for tp in tps:
             consumer.position(tp)
 
-        with TurnPublisher(settings.kafka.bootstrap, settings.topics.turns) as pub:
+        with TurnPublisher.from_settings(settings.kafka, settings.topics.turns) as pub:
             for t in turns:
                 pub.publish(t)
             for raw, _ in MALFORMED:
@@ -161,7 +161,7 @@ def _wait_for_alerts(settings: Settings, port: int, conversations: set[str], tim
 
     from kafka import KafkaConsumer
 
-    c = KafkaConsumer(settings.topics.alerts, bootstrap_servers=settings.kafka.bootstrap.split(","), group_id=None,
+    c = KafkaConsumer(settings.topics.alerts, **client_config(settings.kafka), group_id=None,
                       auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=2000)
     candidates = sum(1 for m in c if json.loads(m.value).get("conversation_id") in conversations
                      or json.loads(m.value).get("conversation_id") is None)

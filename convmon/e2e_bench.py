@@ -170,7 +170,7 @@ def _run(settings: Settings, turns: list[dict], rate: float | None, log: Callabl
         done = threading.Event()
 
         def publish():
-            with TurnPublisher(settings.kafka.bootstrap, topics["turns"]) as pub:
+            with TurnPublisher.from_settings(settings.kafka, topics["turns"]) as pub:
                 start = time.monotonic()
                 for i, t in enumerate(turns):
                     if rate:

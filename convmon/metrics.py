@@ -37,7 +37,7 @@ class Metrics:
         self.alerts = Counter("convmon_alerts_total", "Alert candidates by kind and what became of them",
                               ["kind", "delivery"], registry=r)
         self.offset_gaps = Counter("convmon_offset_gaps_total",
-                                   "Records the consumer skipped and convmon re-read (see convmon/offsets.py)",
+                                   "Records the consumer skipped and convmon re-read (see convmon/stream/offsets.py)",
                                    ["topic"], registry=r)
         self.snapshot_rejected = Counter(
             "convmon_snapshot_rejected_total",

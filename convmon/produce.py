@@ -66,12 +66,19 @@ def encode(turn: dict[str, Any]) -> bytes:
 
 class TurnPublisher:
     def __init__(self, bootstrap: str, topic: str = "chat.turns", **producer_config):
+        """`producer_config`: more kafka-python KafkaProducer arguments (security: see from_settings)."""
         from kafka import KafkaProducer  # imported lazily: the worker does not need it
 
         self.topic = topic
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5, **producer_config
-        )
+        self._producer = KafkaProducer(**{"bootstrap_servers": bootstrap.split(","), "acks": "all", "linger_ms": 5,
+                                          **producer_config})
+
+    @classmethod
+    def from_settings(cls, kafka, topic: str) -> "TurnPublisher":
+        """A publisher that reaches the cluster the worker reaches: address, TLS and SASL from `Settings.kafka`."""
+        from .kafka_clients import client_config
+
+        return cls(kafka.bootstrap, topic, **client_config(kafka))
 
     def publish(self, turn: dict[str, Any]):
         """Complete, validate and send one turn; returns kafka-python's future."""

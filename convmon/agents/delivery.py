@@ -13,50 +13,18 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 
 import faust
 
 from ..alerting import outbox
+from ..alerting.backlog import BacklogWatch
 from ..alerting.channels import build_channels
 from ..alerting.delivery import Dispatcher
-from ..alerting.model import Alert
 from ..alerting.outbox_delivery import OutboxDelivery
-from .alerts import alert_to_json
-from .topics import aiokafka_config
+from .. import wire
+from ..kafka_clients import aiokafka_config
 
 log = logging.getLogger(__name__)
-
-
-def backlog_alert(channel: str, stats: dict, first_seen: float, status: str) -> Alert:
-    """A channel_backlog alert for one backlog episode of `channel` (its alert_id is stable within the episode)."""
-    pending, oldest = stats.get("pending", 0), stats.get("oldest_s", 0.0)
-    summary = (f"alert channel {channel}: {pending} notification(s) waiting, the oldest for {oldest:.0f}s "
-               f"(last error: {stats.get('last_error') or 'none'})" if status == "firing"
-               else f"alert channel {channel}: backlog delivered")
-    return Alert(kind="channel_backlog", severity="critical", summary=summary,
-                 dedup_key=f"channel_backlog|channel={channel}", app="convmon",
-                 details={"channel": channel, "pending": pending, "oldest_s": oldest}, status=status,
-                 alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"channel_backlog:{channel}:{first_seen}:{status}")))
-
-
-class BacklogWatch:
-    """Decides when a channel's backlog starts and stops being an incident (plain logic, no Kafka)."""
-
-    def __init__(self, after_s: float):
-        self.after_s = after_s
-        self.open: dict[str, float] = {}  # channel → when this worker first saw its backlog too old
-
-    def check(self, stats: dict[str, dict], now: float) -> list[Alert]:
-        out = []
-        for name, s in stats.items():
-            old = s.get("pending", 0) > 0 and s.get("oldest_s", 0.0) >= self.after_s
-            if old and name not in self.open:
-                self.open[name] = now
-                out.append(backlog_alert(name, s, now, "firing"))
-            elif not s.get("pending", 0) and name in self.open:
-                out.append(backlog_alert(name, s, self.open.pop(name), "resolved"))
-        return out
 
 
 def register(app: faust.App) -> None:
@@ -75,7 +43,7 @@ def register(app: faust.App) -> None:
 
         c = AIOKafkaConsumer(group_id=f"{settings.worker.app_id}.deliver", enable_auto_commit=False,
                              auto_offset_reset="earliest", session_timeout_ms=int(settings.worker.session_timeout_s * 1000),
-                             client_id=f"{settings.worker.app_id}-deliver", **aiokafka_config(settings))
+                             client_id=f"{settings.worker.app_id}-deliver", **aiokafka_config(settings.kafka))
         c.subscribe(list(topics.values()), listener=listener)
         return c
 
@@ -98,4 +66,5 @@ def register(app: faust.App) -> None:
         stats = {n: s for d in dispatchers.values() for n, s in d.stats().items()}
         for alert in watch.check(stats, time.time()):
             log.warning("%s", alert.summary)
-            await app.alerts_topic.send(key=alert.dedup_key.encode(), value=alert_to_json(alert))
+            key, value = wire.encode_alert(alert)
+            await app.alerts_topic.send(key=key, value=value)

@@ -1,9 +1,8 @@
-"""Agent: chat.scores → per-conversation dynamics → `sentiment_shift` alert candidates on chat.alerts.
+"""Agent: chat.scores → per-conversation dynamics (state/dynamics.py ConversationTracker) → chat.alerts.
 
 chat.scores is keyed by conversation_id, so a conversation's turns arrive in order on one
 partition and its state lives in the changelog-backed table `conversations` (a restarted
-worker resumes it). State expires after `dynamics.ttl_s` of inactivity (timer), keeping
-memory bounded. The detector itself is plain code: convmon/state/dynamics.py.
+worker resumes it). State expires after `dynamics.ttl_s` of inactivity, keeping memory bounded.
 """
 
 from __future__ import annotations
@@ -13,16 +12,17 @@ import time
 
 import faust
 
-from ..state.dynamics import ConversationState, ShiftConfig, ShiftDetector, expired
-from .alerts import alert_to_json
-from .rereads import Rereader
-from .topics import CONVERSATIONS_TABLE
+from .. import wire
+from ..state.dynamics import ConversationTracker, ShiftConfig, ShiftDetector
+from ..stream.rereads import Rereader
+from ..stream.topics import CONVERSATIONS_TABLE
 
 
 def register(app: faust.App) -> None:
     rt = app.convmon_runtime
     settings = rt.settings
-    detector = ShiftDetector(ShiftConfig.from_dict(settings.dynamics.detector))
+    tracker = ConversationTracker(ShiftDetector(ShiftConfig.from_dict(settings.dynamics.detector)), rt.rules,
+                                  settings.dynamics.ttl_s)
     conversations = app.Table(CONVERSATIONS_TABLE, partitions=settings.topics.partitions, key_type=str)
 
     # Expiry: a table key may only change while processing an event of its own partition
@@ -38,35 +38,20 @@ def register(app: faust.App) -> None:
             partition = event.message.partition
             if partition in sweep_due:
                 sweep_due.discard(partition)
-                now = time.time()
-                for cid, raw in list(conversations.items()):
-                    if raw and raw.get("_partition") == partition and expired(
-                        ConversationState.from_dict(raw), now, settings.dynamics.ttl_s
-                    ):
-                        del conversations[cid]
+                for cid in tracker.stale(list(conversations.items()), partition, time.time()):
+                    del conversations[cid]
             s = json.loads(event.value)
             if s.get("sentiment") is None or s.get("toxicity") is None:
                 yield None  # model suite disabled: nothing to track
                 continue
             cid = s["conversation_id"]
-            raw = conversations.get(cid)
-            state = ConversationState.from_dict(raw) if raw else None
-            new_state, shift = detector.update(state, s)
-            value = {**new_state.to_dict(), "_partition": partition}
-            if value != raw:
+            value, alert, shift = tracker.update(conversations.get(cid), s, partition)
+            if value is not None:
                 conversations[cid] = value
-            if shift is None:
-                yield None  # one result per event (agent.test_context waits for it)
-                continue
-            ctx = {"app": s["app"], "model_name": s["model"]["name"], "model_version": s["model"]["version"],
-                   "role": shift.role, "conversation_id": cid, "turn_index": shift.turn_index}
-            summary = (f"conversation {cid} turned sharply negative at turn {shift.turn_index} ({shift.role}): "
-                       f"level {shift.before:+.2f} → {shift.after:+.2f} ({shift.reason})")
-            alert = rt.rules.make_alert("sentiment_shift", ctx, summary, shift.to_dict(),
-                                        source_id=f"{cid}:{shift.turn_index}")
             if alert is not None:
-                await app.alerts_topic.send(key=alert.dedup_key.encode(), value=alert_to_json(alert))
-            yield shift.turn_index
+                key, value = wire.encode_alert(alert)
+                await app.alerts_topic.send(key=key, value=value)
+            yield shift.turn_index if shift else None  # one result per event (agent.test_context waits for it)
 
     @app.timer(settings.dynamics.expire_check_s)
     async def schedule_expiry():

@@ -8,7 +8,7 @@ import faust
 
 from ..config import Settings
 from .app import create_app
-from .topics import ensure_topics
+from ..stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

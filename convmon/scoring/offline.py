@@ -1,42 +1,53 @@
-"""Scoring without Kafka (`convmon score`): the same scorers and field names as the worker."""
+"""Scoring without Kafka (`convmon score`): the worker's own scoring pipeline (PII, then the model suite),
+on text instead of chat turns. Each input object comes back unchanged, with the score fields under one key,
+`convmon`, so that an input field that shares a score's name (a label called `toxicity`) is never touched."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Iterable, Optional
 
-import numpy as np
+from ..contract import ChatTurn, ModelRef
+from .pii import PiiScorer
+from .pipeline import ScoringPipeline
+from .suite import SuiteScorer
 
-from .pii import scan
-from .suite import SuiteModel
+KEY = "convmon"  # where the scores go in each output object
+
+
+def _turn(text: str) -> ChatTurn:
+    """A chat turn carrying only the text: the scorers read nothing else. Not validated against the contract's
+    size and identifier rules, which exist for the stream; any text can be scored here."""
+    return ChatTurn.model_construct(event_id=str(uuid.uuid4()), conversation_id="convmon-score", turn_index=0,
+                                    role="user", text=text, ts="1970-01-01T00:00:00Z", app="convmon-score",
+                                    model=ModelRef.model_construct(provider="-", name="-", version="-"))
 
 
 class OfflineScorer:
-    def __init__(self, model: Optional[SuiteModel] = None, threads: int = 1):
-        self.model = model or SuiteModel(threads=threads)
+    def __init__(self, suite: Optional[SuiteScorer] = None, threads: int = 1):
+        self.suite = suite or SuiteScorer(threads=threads)
+        self.model = self.suite.model
+        self.pipeline = ScoringPipeline([PiiScorer(), self.suite])
 
     def score(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Each record (with at least `text`) plus the score fields; other fields pass through."""
-        fields, emb = self.model.fields([r["text"] for r in records])
-        out = []
-        for rec, f, e in zip(records, fields, emb):
-            pii = scan(rec["text"])
-            out.append({**rec, **f, "pii": pii.types, "embedding_norm": round(float(np.linalg.norm(e)), 4)})
-        return out
+        """Each record (with at least `text`) as it is, plus `convmon`: the score record's fields."""
+        scored = self.pipeline.score([_turn(r["text"]) for r in records])
+        return [{**rec, KEY: {**s.scores, "scorer_version": s.scorer_version}} for rec, s in zip(records, scored)]
 
     def verdicts(self, row: dict[str, Any]) -> list[str]:
         """One line per signal for people: the score, the suite's threshold and the decision."""
-        th, pth = self.model.thresholds, self.model.policy_thresholds
+        th, pth, s = self.model.thresholds, self.model.policy_thresholds, row[KEY]
         lines = []
         for name, what in (("toxicity", "toxic"), ("jailbreak", "jailbreak / prompt-injection attempt")):
-            v, t = row[name], th[name]
+            v, t = s[name], th[name]
             lines.append(f"{name:<22} {v:6.3f}  {'≥' if v >= t else '<'} {t:.3f}  → "
                          + (what.upper() if v >= t else f"not {what.split(' /')[0]}"))
-        lines.append(f"{'sentiment':<22} {row['sentiment']:+6.3f}  (−1 … +1)  → {row['sentiment_label']}")
-        for pid, v in row["policy_scores"].items():
+        lines.append(f"{'sentiment':<22} {s['sentiment']:+6.3f}  (−1 … +1)  → {s['sentiment_label']}")
+        for pid, v in s["policy_scores"].items():
             t = pth[pid]
             lines.append(f"{'policy ' + pid:<22} {v:6.3f}  {'≥' if v >= t else '<'} {t:.3f}  → "
-                         + ("POLICY HIT" if pid in row["policy_hits"] else "no hit"))
-        lines.append(f"{'pii':<22} " + (", ".join(row["pii"]).upper() + " (stored redacted)" if row["pii"] else "none"))
+                         + ("POLICY HIT" if pid in s["policy_hits"] else "no hit"))
+        lines.append(f"{'pii':<22} " + (", ".join(s["pii"]).upper() + " (stored redacted)" if s["pii"] else "none"))
         return lines
 
     def score_stream(self, records: Iterable[dict[str, Any]], batch: int = 256):

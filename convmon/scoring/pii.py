@@ -54,6 +54,7 @@ from stdnum.us import ssn as _stdnum_ssn
 
 from ..contract import ChatTurn
 from .base import ScoreFields
+from .fields import ScoreField
 from .normalize import normalize
 
 PII_TYPES = (
@@ -562,6 +563,15 @@ class PiiScorer:
 
     name = "pii"
     version = "pii-2"
+    FIELDS = (
+        ScoreField("pii", {"type": "array", "items": {"enum": list(PII_TYPES)}}, [], "Array(LowCardinality(String))",
+                   description="types of PII and secrets found"),
+        ScoreField("pii_count", {"type": "integer", "minimum": 0}, 0, "UInt16"),
+        ScoreField("text_redacted", {"type": "string"}, "", "String",
+                   description="NFKC-normalised text with every PII/secret finding replaced by [TYPE]"),
+        ScoreField("text_raw", {"type": "string"}, None, "Nullable(String)", required=False,
+                   description="present only when privacy.store_raw_text is enabled"),
+    )
 
     def __init__(self, store_raw_text: bool = False):
         self.store_raw_text = store_raw_text

@@ -9,21 +9,7 @@ from typing import Any, Optional, Sequence
 
 from ..contract import ChatTurn, format_ts
 from .base import Scorer, ScoreFields
-
-# Every field of a score record, with its value when no scorer provides it.
-SCORE_DEFAULTS: dict[str, Any] = {
-    "toxicity": None,
-    "sentiment": None,
-    "sentiment_label": None,
-    "jailbreak": None,
-    "policy_scores": {},
-    "policy_hits": [],
-    "pii": [],
-    "pii_count": 0,
-    "text_redacted": "",
-    "text_raw": None,
-}
-
+from .fields import defaults
 
 @dataclass(slots=True)
 class ScoredTurn:
@@ -71,6 +57,7 @@ class ScoringPipeline:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate scorer names: {names}")
         self.scorers = list(scorers)
+        self.defaults = defaults()  # every declared score field (scoring/fields.py), for scorers that are off
         self.version = "+".join(s.version for s in scorers) or "none"
 
     def close(self) -> None:
@@ -83,7 +70,7 @@ class ScoringPipeline:
         self, turns: Sequence[ChatTurn], positions: Optional[Sequence[tuple[int, int]]] = None
     ) -> list[ScoredTurn]:
         now = datetime.now(timezone.utc)
-        merged: list[ScoreFields] = [dict(SCORE_DEFAULTS) for _ in turns]
+        merged: list[ScoreFields] = [dict(self.defaults) for _ in turns]
         for scorer in self.scorers:
             results = scorer.score(turns)
             if len(results) != len(turns):

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .fields import ScoreField
 from ..contract import ChatTurn
 from .base import ScoreFields
 from .normalize import normalize
@@ -241,6 +242,17 @@ class SuiteScorer:
     """Scorer: toxicity, sentiment, jailbreak, policies and the drift embedding, in one encoder pass."""
 
     name = "suite"
+    FIELDS = (
+        ScoreField("toxicity", {"type": ["number", "null"], "minimum": 0, "maximum": 1}, None, "Nullable(Float32)"),
+        ScoreField("sentiment", {"type": ["number", "null"], "minimum": -1, "maximum": 1}, None, "Nullable(Float32)",
+                   description="p(positive) - p(negative)"),
+        ScoreField("sentiment_label", {"enum": [*SENTIMENT_LABELS, None]}, None, "LowCardinality(Nullable(String))"),
+        ScoreField("jailbreak", {"type": ["number", "null"], "minimum": 0, "maximum": 1}, None, "Nullable(Float32)"),
+        ScoreField("policy_scores", {"type": "object", "additionalProperties": {"type": "number", "minimum": 0,
+                                                                               "maximum": 1}},
+                   {}, "Map(LowCardinality(String), Float32)"),
+        ScoreField("policy_hits", {"type": "array", "items": {"type": "string"}}, [], "Array(LowCardinality(String))"),
+    )
 
     def __init__(self, model_dir: Optional[Path] = None, threads: int = 1, in_child_process: bool = False):
         self.model = SuiteModel(model_dir, threads, in_child_process)

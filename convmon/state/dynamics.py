@@ -319,3 +319,33 @@ def run_conversation(
             events.append(ev)
     assert state is not None or not turns
     return state if state is not None else ConversationState(), events
+
+
+class ConversationTracker:
+    """The dynamics stage: one chat.scores event at a time → the conversation's new stored value and, on a
+    shift, a `sentiment_shift` alert candidate. Stored values are `ConversationState.to_dict()` plus the
+    partition that owns them (`_partition`), so each partition can expire its own conversations."""
+
+    def __init__(self, detector: ShiftDetector, rules, ttl_s: float):
+        self.detector, self.rules, self.ttl_s = detector, rules, ttl_s
+
+    def update(self, stored: Optional[dict], event: Mapping[str, Any], partition: int):
+        """(value to store, or None if unchanged; alert or None; the shift or None)."""
+        state = ConversationState.from_dict(stored) if stored else None
+        new_state, shift = self.detector.update(state, event)
+        value = {**new_state.to_dict(), "_partition": partition}
+        return (None if value == stored else value), (self._alert(event, shift) if shift else None), shift
+
+    def stale(self, items, partition: int, now: float) -> list[str]:
+        """Conversations of `partition` idle for longer than ttl_s."""
+        return [cid for cid, raw in items if raw and raw.get("_partition") == partition
+                and expired(ConversationState.from_dict(raw), now, self.ttl_s)]
+
+    def _alert(self, s: Mapping[str, Any], shift: ShiftEvent):
+        cid = s["conversation_id"]
+        ctx = {"app": s["app"], "model_name": s["model"]["name"], "model_version": s["model"]["version"],
+               "role": shift.role, "conversation_id": cid, "turn_index": shift.turn_index}
+        summary = (f"conversation {cid} turned sharply negative at turn {shift.turn_index} ({shift.role}): "
+                   f"level {shift.before:+.2f} → {shift.after:+.2f} ({shift.reason})")
+        return self.rules.make_alert("sentiment_shift", ctx, summary, shift.to_dict(),
+                                     source_id=f"{cid}:{shift.turn_index}")

@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..store.tables import WindowRow
 from . import codec as C
 
 WINDOW_S = 60
@@ -72,31 +73,6 @@ class WindowKeyState:
     buckets: dict[int, _Bucket]
     watermark: float
 
-
-@dataclass
-class WindowRow:
-    window_start: datetime
-    app: str
-    model_name: str
-    model_version: str
-    role: str
-    turns: int
-    toxicity_mean: float
-    toxicity_p95: float
-    sentiment_mean: float
-    jailbreak_hits: int
-    policy_hits: int
-    pii_turns: int
-    drift_score: Optional[float]
-
-    def row(self) -> list:
-        return [self.window_start, self.app, self.model_name, self.model_version, self.role, self.turns,
-                self.toxicity_mean, self.toxicity_p95, self.sentiment_mean, self.jailbreak_hits,
-                self.policy_hits, self.pii_turns, self.drift_score]
-
-
-COLUMNS = ("window_start", "app", "model_name", "model_version", "role", "turns", "toxicity_mean",
-           "toxicity_p95", "sentiment_mean", "jailbreak_hits", "policy_hits", "pii_turns", "drift_score")
 
 
 class MinuteWindows:

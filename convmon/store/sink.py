@@ -19,30 +19,10 @@ from ..config import Settings
 from .clickhouse import close, connect
 from .migrate import migrate
 from .alerts import AlertStore
+from .tables import ROW_TYPES, RowStore
 from .turns import TurnStore
 
 log = logging.getLogger(__name__)
-
-
-class RowStore:
-    """Plain batched insert of row lists into one table."""
-
-    def __init__(self, client: Client, table: str, columns: Sequence[str]):
-        self.client, self.table, self.columns = client, table, tuple(columns)
-
-    def write(self, rows: Sequence[list]) -> int:
-        if rows:
-            self.client.insert(self.table, list(rows), column_names=self.columns)
-        return len(rows)
-
-
-def _row_tables() -> dict[str, tuple]:
-    from ..state.windows import COLUMNS as WINDOW_COLUMNS
-    from .drift import BASELINE_COLUMNS, REPORT_COLUMNS
-
-    return {"window_stats": WINDOW_COLUMNS, "drift_reports": REPORT_COLUMNS, "drift_baselines": BASELINE_COLUMNS,
-            "model_state_snapshots": ("app", "model_name", "model_version", "role", "taken_at", "turns", "state"),
-            "dead_letters": ("ts", "reason", "source", "size_bytes")}
 
 
 class StoreSink:
@@ -73,7 +53,7 @@ class StoreSink:
             self._stores = {
                 "turns": TurnStore(client, self._insert_batch_rows),
                 "alerts": AlertStore(client),
-                **{t: RowStore(client, t, cols) for t, cols in _row_tables().items()},
+                **{t: RowStore(client, row_type) for t, row_type in ROW_TYPES.items()},
             }
         return self._stores
 
@@ -91,10 +71,12 @@ class StoreSink:
     async def open(self) -> None:
         await self._run(self._ensure_open)
 
-    async def write(self, rows: Sequence, table: str = "turns") -> int:
-        """Store `rows` in `table`; retries until ClickHouse accepts them (cancellation stops the retries)."""
+    async def write(self, rows: Sequence, table: Optional[str] = None) -> int:
+        """Store `rows` in `table` (default: the typed rows' own table, store/tables.py; `turns` takes scored
+        turns, `alerts` alert records); retries until ClickHouse accepts them (cancellation stops the retries)."""
         if not rows:
             return 0
+        table = table or getattr(type(rows[0]), "TABLE", "turns")
         delay = 0.2
         while True:
             try:

@@ -8,15 +8,17 @@ from typing import Sequence
 
 from clickhouse_connect.driver.client import Client
 
+from ..scoring.fields import declared
 from ..scoring.pipeline import ScoredTurn
 
-COLUMNS = (
+TURN_COLUMNS = (
     "event_id", "conversation_id", "turn_index", "role", "ts", "app",
     "model_provider", "model_name", "model_version", "prompt_template_id", "prompt_version",
-    "user_ref", "metadata", "text_chars", "text_redacted", "text_raw", "pii", "pii_count",
-    "toxicity", "sentiment", "sentiment_label", "jailbreak", "policy_scores", "policy_hits",
-    "scorer_version", "scored_at", "kafka_partition", "kafka_offset",
+    "user_ref", "metadata", "text_chars",
 )  # fmt: skip
+# every stored score field, as its scorer declares it (scoring/fields.py)
+SCORE_COLUMNS = tuple(f.name for f in declared() if f.column is not None)
+COLUMNS = TURN_COLUMNS + SCORE_COLUMNS + ("scorer_version", "scored_at", "kafka_partition", "kafka_offset")
 
 
 def to_row(s: ScoredTurn) -> list:
@@ -26,9 +28,7 @@ def to_row(s: ScoredTurn) -> list:
         t.model.provider, t.model.name, t.model.version,
         t.prompt.template_id if t.prompt else "", (t.prompt.version or "") if t.prompt else "",
         t.user_ref or "", json.dumps(t.metadata, ensure_ascii=False) if t.metadata else "",
-        len(t.text), f["text_redacted"], f["text_raw"], f["pii"], f["pii_count"],
-        f["toxicity"], f["sentiment"], f["sentiment_label"], f["jailbreak"],
-        f["policy_scores"], f["policy_hits"],
+        len(t.text), *(f[c] for c in SCORE_COLUMNS),
         s.scorer_version, s.scored_at, s.partition, s.offset,
     ]  # fmt: skip
 

@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from tests.signals import as_signals
 from convmon.agents.app import create_app
 from convmon.alerting import outbox
 from tests.unit.test_contract import VALID
@@ -106,7 +107,7 @@ def test_agent_scores_stores_publishes_and_dead_letters(app):
 
 def test_toxic_burst_becomes_alert_candidates_and_one_incident(app, monkeypatch):
     """Score agent → chat.alerts candidates; alerts agent → one page, the rest suppressed, all recorded."""
-    from convmon.agents.alerts import alert_from_json
+    from convmon.wire import decode_alert_record as alert_from_json
 
     texts = ["you are a pathetic worthless idiot and everyone hates you, shut up you moron"] * 30
     turns = make_turns(30, text="{i}")
@@ -164,7 +165,7 @@ def test_toxic_burst_becomes_alert_candidates_and_one_incident(app, monkeypatch)
 
 
 def test_dynamics_agent_raises_one_sentiment_shift_and_ignores_replays(app):
-    from convmon.agents.alerts import alert_from_json
+    from convmon.wire import decode_alert_record as alert_from_json
 
     levels = [(0.6, 0.05), (0.5, 0.05), (0.55, 0.04), (0.6, 0.05), (-0.95, 0.9), (-0.9, 0.85)]
     events = []
@@ -222,7 +223,7 @@ def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_row
     """At start the model-state agent restores every stored snapshot from ClickHouse: a valid JSON one
     resumes its key (counters carry on), a legacy pickle row (here one that would write a file) is skipped
     unread, counted, and replaced by the key's first JSON snapshot."""
-    from convmon.agents.model_state import ModelState
+    from convmon.state.model_state import ModelState
     from convmon.alerting.rules import RuleSet
     from convmon.state.drift import DriftMonitor
     from convmon.state.rates import RateMonitor
@@ -234,7 +235,7 @@ def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_row
 
     old_key = (KEY[0], KEY[1], "2023-01-01", KEY[3])
     before = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
-    before.process([dict(rec(1_800_000_000 + i, tox_hit=i % 4 == 0), id=f"b{i}", _p=7, _o=i) for i in range(80)])
+    before.process(as_signals([dict(rec(1_800_000_000 + i, tox_hit=i % 4 == 0), id=f"b{i}", _p=7, _o=i) for i in range(80)]))
     target = tmp_path / "pwned"
     client = connect(app.convmon_runtime.settings.clickhouse)
     migrate(client)
@@ -273,7 +274,7 @@ def test_a_resolved_incident_is_forgotten_through_the_stream_and_a_stale_request
     """Security finding 5: incidents were never deleted. The sweep asks (a control record on chat.alerts), the
     agent deletes the key in its own changelog partition; a request for an incident that reopened meanwhile
     changes nothing."""
-    from convmon.agents.alerts import forget_record
+    from convmon.wire import ForgetIncident
     from convmon.alerting.model import Alert
 
     def alert(key, status="firing", n=0):
@@ -289,8 +290,8 @@ def test_a_resolved_incident_is_forgotten_through_the_stream_and_a_stale_request
             await asyncio.sleep(0.3)
             resolved_at = {k: app.incidents[k]["resolved_at"] for k in ("gone", "kept")}
             await agent.put(alert("kept", n=1), key=b"kept")  # reopened before the sweep's request arrives
-            await agent.put(forget_record("gone", resolved_at["gone"]), key=b"gone")
-            await agent.put(forget_record("kept", resolved_at["kept"]), key=b"kept")
+            await agent.put(ForgetIncident("gone", resolved_at["gone"]).encode()[1], key=b"gone")
+            await agent.put(ForgetIncident("kept", resolved_at["kept"]).encode()[1], key=b"kept")
             await asyncio.sleep(0.3)
             return dict(app.incidents.items())
 

@@ -1,4 +1,4 @@
-"""The consumer's commits never pass a record that was read past but not processed (agents/consumer.py).
+"""The consumer's commits never pass a record that was read past but not processed (stream/consumer.py).
 
 Faust's own consumer treats any jump in offsets as room taken by transaction markers and commits
 over it; these tests drive the real Faust consumer class (no broker: commit offsets are computed
@@ -11,7 +11,7 @@ import asyncio
 import pytest
 from faust.types import TP
 
-from convmon.agents.consumer import App
+from convmon.stream.consumer import App
 
 TP2 = TP("chat.turns", 2)
 

@@ -1,3 +1,4 @@
+import dataclasses
 """Every Grafana panel's SQL, expanded as Grafana would, runs on the real schema with demo data.
 
 Demo data goes through convmon's own code: the sample conversations are scored by the real
@@ -16,7 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-from convmon.agents.model_state import ModelState, signal_record
+from convmon.state.model_state import ModelState
+from convmon.wire import Signal
 from convmon.alerting.incidents import IncidentBook
 from convmon.alerting.rules import RuleSet, turn_alerts
 from convmon.batch import BatchProcessor, RawRecord
@@ -29,11 +31,10 @@ from convmon.state.dynamics import ShiftDetector
 from convmon.state.rates import RateMonitor
 from convmon.state.windows import MinuteWindows
 from convmon.store.alerts import AlertRecord, AlertStore
-from convmon.store.drift import BASELINE_COLUMNS, REPORT_COLUMNS, baseline_row, report_row
+from convmon.store.drift import baseline_row, report_row
 from convmon.store.migrate import migrate
-from convmon.store.sink import RowStore
+from convmon.store.tables import BaselineRow, DeadLetterRow, DriftReportRow, RowStore, WindowRow
 from convmon.store.turns import TurnStore
-from convmon.state.windows import COLUMNS as WINDOW_COLUMNS
 
 
 def LATER() -> float:
@@ -75,7 +76,7 @@ def demo(chdb_path):
     records.append(RawRecord(b"{broken", None, "chat.turns", 0, 10_000))
     result = processor.process(records)
     TurnStore(client).write(result.scored)
-    RowStore(client, "dead_letters", ("ts", "reason", "source", "size_bytes")).write([d.row() for d in result.dead])
+    RowStore(client, DeadLetterRow).write([d.row() for d in result.dead])
 
     # alerts: single-turn candidates (low thresholds so the demo has some), shifts, incidents
     thresholds = {"toxicity": 0.3, "jailbreak": 0.3}
@@ -92,7 +93,7 @@ def demo(chdb_path):
                                            "ts": s.turn.timestamp}, "shift", shift.to_dict(), str(shift.turn_index)))
     # per-model-version state: windows from the scored turns, drift from a scripted version switch
     state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(grace_s=0, clock=LATER), rules)
-    out = state.process([json.loads(signal_record(s, thresholds)[1]) for s in result.scored])
+    out = state.process([Signal.from_scored(s, thresholds) for s in result.scored])
     windows, reports, pinned = list(out["windows"]), list(out["reports"]), list(out["pinned"])
     alerts += out["alerts"]
     rng = np.random.default_rng(0)
@@ -100,13 +101,10 @@ def demo(chdb_path):
     for i in range(900):
         v = styles[0 if i < 500 else 1] + 0.9 * rng.normal(size=384)
         version = "2024-07-18" if i < 500 else "2025-01-01"
-        s = result.scored[0]
-        m = json.loads(signal_record(s, thresholds)[1])
-        m.update(k=["support-bot", "gpt-4o-mini", version, "assistant"], emb=None, id=f"synthetic-{i}",
-                 ts=(NOW - timedelta(seconds=5400 - i * 5)).timestamp())
-        import base64
-
-        m["emb"] = base64.b64encode((v / np.linalg.norm(v)).astype(np.float16).tobytes()).decode()
+        m = dataclasses.replace(Signal.from_scored(result.scored[0], thresholds),
+                                key=("support-bot", "gpt-4o-mini", version, "assistant"), event_id=f"synthetic-{i}",
+                                ts=(NOW - timedelta(seconds=5400 - i * 5)).timestamp(),
+                                embedding=(v / np.linalg.norm(v)).astype(np.float16))
         o = state.process([m])
         windows += o["windows"]
         reports += o["reports"]
@@ -119,9 +117,9 @@ def demo(chdb_path):
         rows.append(AlertRecord(a, d.delivery))
     AlertStore(client).write(rows)
 
-    RowStore(client, "window_stats", WINDOW_COLUMNS).write([w.row() for w in windows])
-    RowStore(client, "drift_reports", REPORT_COLUMNS).write([report_row(r, n) for r, n in reports])
-    RowStore(client, "drift_baselines", BASELINE_COLUMNS).write([baseline_row(r, "first_n") for r in pinned])
+    RowStore(client, WindowRow).write(windows)
+    RowStore(client, DriftReportRow).write([report_row(r, n) for r, n in reports])
+    RowStore(client, BaselineRow).write([baseline_row(r, "first_n") for r in pinned])
     assert any(r.kind == "version_change" for r, _ in reports)
     shift_conv = next((a.conversation_id for a in alerts if a.kind == "sentiment_shift"), lines[0]["conversation_id"])
     return client, shift_conv

@@ -293,3 +293,26 @@ def test_tuning_set_regression():
     assert r["precision"] >= 0.6
     assert r["no_shift_conversations_alarmed"] <= 2
 
+
+
+def test_the_tracker_stores_each_change_once_alerts_on_a_shift_and_expires_its_own_partition():
+    from convmon.alerting.rules import RuleSet
+    from convmon.state.dynamics import ConversationTracker
+
+    tracker = ConversationTracker(ShiftDetector(), RuleSet.load(), ttl_s=3600)
+    turns = make_turns([(0.6, 0.05), (0.5, 0.05), (0.55, 0.04), (0.6, 0.05), (-0.95, 0.9), (-0.9, 0.85)])
+    stored, alerts = None, []
+    for t in turns:
+        e = {**t, "app": "bot", "model": {"provider": "p", "name": "m", "version": "v1"}}
+        value, alert, shift = tracker.update(stored, e, partition=2)
+        assert value is not None and value["_partition"] == 2
+        stored = value
+        alerts += [alert] if alert else []
+    assert [(a.kind, a.turn_index, a.conversation_id) for a in alerts] == [("sentiment_shift", 4, "c-1")]
+    value, alert, _ = tracker.update(stored, {**turns[-1], "app": "bot", "model": {"provider": "p", "name": "m",
+                                                                                   "version": "v1"}}, partition=2)
+    assert value is None and alert is None  # a replayed turn changes nothing
+    later = (T0 + timedelta(hours=3)).timestamp()
+    items = [("c-1", stored), ("c-2", {**stored, "_partition": 3})]
+    assert tracker.stale(items, 2, later) == ["c-1"]
+    assert tracker.stale(items, 2, T0.timestamp() + 200) == []

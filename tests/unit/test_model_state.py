@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from convmon.agents.model_state import ModelState
+from tests.signals import as_signals
+from convmon.state.model_state import ModelState
 from convmon.alerting.rules import RuleSet
 from convmon.state.drift import DriftMonitor
 from convmon.state.rates import RateMonitor
@@ -63,11 +64,11 @@ def test_model_state_emits_windows_reports_pins_and_alerts():
         return v / np.linalg.norm(v)
 
     state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
-    out = state.process([rec(1_800_000_000 + i, emb=emb(a)) for i in range(400)])
+    out = state.process(as_signals([rec(1_800_000_000 + i, emb=emb(a)) for i in range(400)]))
     assert len(out["pinned"]) == 1 and out["windows"] and not out["alerts"]
     alerts = []
     for start in range(400, 1400, 100):  # the reply style switches at turn 400
-        out = state.process([rec(1_800_000_000 + i, emb=emb(b)) for i in range(start, start + 100)])
+        out = state.process(as_signals([rec(1_800_000_000 + i, emb=emb(b)) for i in range(start, start + 100)]))
         alerts += out["alerts"]
     kinds = [x.kind for x in alerts]
     assert kinds.count("embedding_drift") == 1, kinds
@@ -93,7 +94,7 @@ def test_restart_from_snapshot_mid_window_behaves_like_no_restart():
                 blob = state.snapshot(KEY)
                 state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
                 state.restore(KEY, blob)
-            out = state.process(stream[start:start + 60])
+            out = state.process(as_signals(stream[start:start + 60]))
             alerts += [(x.kind, x.alert_id) for x in out["alerts"]]
             windows += [(w.window_start, w.turns) for w in out["windows"]]
         return alerts, windows
@@ -106,11 +107,11 @@ def test_restart_from_snapshot_mid_window_behaves_like_no_restart():
 def test_signals_redelivered_after_a_restart_are_not_counted_twice():
     recs = [dict(rec(1_800_000_000 + i, tox_hit=i % 3 == 0), _p=2, _o=100 + i) for i in range(40)]
     state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
-    state.process(recs[:30])
+    state.process(as_signals(recs[:30]))
     blob = state.snapshot(KEY)
     again = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
     again.restore(KEY, blob)
-    out = again.process(recs[20:])  # offsets 120..129 were already applied before the snapshot
+    out = again.process(as_signals(recs[20:]))  # offsets 120..129 were already applied before the snapshot
     assert again.rates.turns[KEY] == 40
     assert (out["applied"], out["redelivered"]) == (10, 10)
 
@@ -119,12 +120,12 @@ def test_a_snapshot_stays_due_until_its_write_is_confirmed():
     """A snapshot write cut short (shutdown, ClickHouse error) must not leave the key marked clean: the
     shutdown snapshot would skip it and the next worker would resume from older state."""
     state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load(), snapshot_every=1)
-    due = state.process([dict(rec(1_800_000_000 + i), _p=0, _o=i) for i in range(5)])["snapshots"]
+    due = state.process(as_signals([dict(rec(1_800_000_000 + i), _p=0, _o=i) for i in range(5)]))["snapshots"]
     assert [(k, n) for k, n, _ in due] == [(KEY, 5)]
     assert [(k, n) for k, n, _ in state.due_snapshots(force=True)] == [(KEY, 5)]  # write not confirmed yet
     state.saved(due)
     assert state.due_snapshots(force=True) == []
-    state.process([dict(rec(1_800_000_010), _p=0, _o=10)])
+    state.process(as_signals([dict(rec(1_800_000_010), _p=0, _o=10)]))
     assert [(k, n) for k, n, _ in state.due_snapshots(force=True)] == [(KEY, 6)]
 
 
@@ -132,8 +133,8 @@ def test_a_turn_republished_under_a_new_offset_is_counted_once():
     recs = [dict(rec(1_800_000_000 + i), _p=0, _o=i) for i in range(20)]
     again = [dict(r, _o=100 + i) for i, r in enumerate(recs[10:])]  # same event ids, new signal offsets
     state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
-    state.process(recs)
-    state.process(again)
+    state.process(as_signals(recs))
+    state.process(as_signals(again))
     assert state.rates.turns[KEY] == 20
 
 
@@ -170,9 +171,9 @@ def test_model_state_flushes_quiet_keys_only():
     state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(idle_flush_s=60, clock=lambda: clock[0]),
                        RuleSet.load())
     quiet = ("support-bot", "gpt-4o-mini", "2024-05-13", "assistant")
-    state.process([dict(rec(clock[0] - 10 + i), k=list(quiet), id=f"q{i}") for i in range(5)])
+    state.process(as_signals([dict(rec(clock[0] - 10 + i), k=list(quiet), id=f"q{i}") for i in range(5)]))
     clock[0] += 45
-    state.process([dict(rec(clock[0] - 10 + i), id=f"b{i}") for i in range(5)])
+    state.process(as_signals([dict(rec(clock[0] - 10 + i), id=f"b{i}") for i in range(5)]))
     clock[0] += 30  # quiet: 75 s without a turn; busy: 30 s
     assert [(r.model_version, r.turns) for r in state.flush_idle()] == [(quiet[2], 5)]
 
@@ -187,8 +188,8 @@ def test_memory_holds_at_most_max_keys_and_an_evicted_key_resumes_from_its_snaps
     stored = {}
     keys = [("app", "m", f"v{i}", "user") for i in range(6)]
     for n, key in enumerate(keys):
-        out = state.process([dict(rec(clock[0] + j), k=list(key), id=f"{n}-{j}", _p=0, _o=10 * n + j)
-                             for j in range(4)])
+        out = state.process(as_signals([dict(rec(clock[0] + j), k=list(key), id=f"{n}-{j}", _p=0, _o=10 * n + j)
+                             for j in range(4)]))
         stored.update({k: blob for k, _, blob in out["snapshots"]})
         assert keys[n] not in state.evict()  # not stored yet: never evicted
         state.saved(out["snapshots"])
@@ -196,7 +197,7 @@ def test_memory_holds_at_most_max_keys_and_an_evicted_key_resumes_from_its_snaps
         assert len(state.touched) <= 3 and all(k not in state.rates.turns for k in evicted)
     assert set(state.touched) == set(keys[3:]) and keys[0] not in state.drift.keys()
     state.restore(keys[0], stored[keys[0]])  # it comes back: resumed from ClickHouse
-    state.process([dict(rec(clock[0] + 10), k=list(keys[0]), id="back", _p=0, _o=1000)])
+    state.process(as_signals([dict(rec(clock[0] + 10), k=list(keys[0]), id="back", _p=0, _o=1000)]))
     assert state.rates.turns[keys[0]] == 5
     clock[0] += 3601  # everything idle past the TTL leaves memory once stored
     state.saved(state.due_snapshots(force=True))

@@ -212,17 +212,20 @@ def _score_cmd():
 
 
 def test_score_file_contract():
-    lines = [{"id": 1, "text": "hello there", "extra": {"k": [1, 2]}},
+    """Every input field comes back as it was (issue 11: a `sentiment` label was overwritten by the score)."""
+    lines = [{"id": 1, "text": "hello there", "extra": {"k": [1, 2]}, "sentiment": "positive", "toxicity": 0},
              {"id": 2, "text": "mail me at a@b.co, you moron"}]
     r = subprocess.run(_score_cmd(), input="\n".join(json.dumps(l) for l in lines), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     out = [json.loads(l) for l in r.stdout.splitlines()]
-    assert [o["id"] for o in out] == [1, 2] and out[0]["extra"] == {"k": [1, 2]}
-    for o in out:
+    assert [{k: v for k, v in o.items() if k != "convmon"} for o in out] == lines
+    for o in (o["convmon"] for o in out):
         assert 0 <= o["toxicity"] <= 1 and -1 <= o["sentiment"] <= 1 and 0 <= o["jailbreak"] <= 1
         assert o["sentiment_label"] in ("negative", "neutral", "positive")
         assert set(o["policy_scores"]) == {"climate_science"} and isinstance(o["policy_hits"], list)
-    assert out[1]["pii"] == ["email"] and out[0]["pii"] == []
+        assert o["scorer_version"].startswith("pii-") and "suite-" in o["scorer_version"]
+    assert out[1]["convmon"]["pii"] == ["email"] and out[0]["convmon"]["pii"] == []
+    assert out[1]["convmon"]["text_redacted"] == "mail me at [EMAIL], you moron"
 
 
 def _netless_prefix():
@@ -240,7 +243,7 @@ def test_scoring_works_without_network():
     assert probe.returncode != 0  # the namespace really has no network
     r = subprocess.run([*prefix, *_score_cmd()], input='{"text": "is this offline?"}', capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert 0 <= json.loads(r.stdout)["toxicity"] <= 1
+    assert 0 <= json.loads(r.stdout)["convmon"]["toxicity"] <= 1
 
 
 def test_score_text_shows_each_decision_with_its_threshold():

@@ -1,6 +1,6 @@
 """Offset continuity: skipped records are noticed once and re-read; nothing loops."""
 
-from convmon.offsets import Gap, OffsetContinuity
+from convmon.stream.offsets import Gap, OffsetContinuity
 
 
 def feed(c: OffsetContinuity, tp, offsets):
@@ -48,7 +48,7 @@ def test_a_reread_that_is_dropped_again_is_not_taken_for_a_hole():
 
 
 def test_a_seek_that_never_takes_effect_is_asked_again():
-    from convmon.offsets import RESYNC_PATIENCE
+    from convmon.stream.offsets import RESYNC_PATIENCE
 
     c = OffsetContinuity()
     feed(c, "p0", range(0, 10))
@@ -89,7 +89,7 @@ def test_partitions_are_independent_and_a_new_generation_forgets():
 
 
 def test_a_stalled_partition_is_re_read_then_the_group_rejoined_then_recovered():
-    from convmon.offsets import StallWatch
+    from convmon.stream.offsets import StallWatch
 
     w = StallWatch(after_s=60)
     assert w.check({"p0": (94, 148, False), "p1": (10, 10, False)}, now=0) == []
@@ -105,7 +105,7 @@ def test_a_stalled_partition_is_re_read_then_the_group_rejoined_then_recovered()
 
 
 def test_a_partition_whose_records_are_in_processing_or_caught_up_is_not_stalled():
-    from convmon.offsets import StallWatch
+    from convmon.stream.offsets import StallWatch
 
     w = StallWatch(after_s=60)
     for t in range(0, 600, 20):  # ClickHouse down: a batch held for minutes, position still
@@ -116,8 +116,8 @@ def test_a_partition_whose_records_are_in_processing_or_caught_up_is_not_stalled
 
 
 def test_a_record_dropped_behind_the_commit_is_found_even_while_later_records_flow():
-    """Read past, never processed, never acknowledged: the commit waits for it (agents/consumer.py)."""
-    from convmon.offsets import PartitionView, StallWatch
+    """Read past, never processed, never acknowledged: the commit waits for it (stream/consumer.py)."""
+    from convmon.stream.offsets import PartitionView, StallWatch
 
     w = StallWatch(after_s=60)
     for t, pos in zip(range(0, 61, 10), range(500, 1200, 100)):  # new turns keep coming and being scored

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from convmon.agents.alerts import targets
-from convmon.agents.delivery import BacklogWatch
+from convmon.alerting.stage import targets
+from convmon.alerting.backlog import BacklogWatch
 from convmon.alerting import outbox
 from convmon.alerting.incidents import IncidentBook
 from convmon.alerting.model import Alert, Notification

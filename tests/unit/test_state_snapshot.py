@@ -11,7 +11,8 @@ import pickle
 import numpy as np
 import pytest
 
-from convmon.agents.model_state import ModelState, restore_stored
+from tests.signals import as_signals
+from convmon.state.model_state import ModelState, restore_stored
 from convmon.alerting.rules import RuleSet
 from convmon.metrics import Metrics
 from convmon.state import adwin as adwin_codec
@@ -66,11 +67,11 @@ def streams():
 def run(state, batches):
     out = []
     for batch in batches:
-        o = state.process(batch)
+        o = state.process(as_signals(batch))
         out.append({
             "alerts": [(a.kind, a.alert_id, a.summary, a.status) for a in o["alerts"]],
             "reports": [(r.to_dict(), n) for r, n in o["reports"]],
-            "windows": [w.row() for w in o["windows"]],
+            "windows": list(o["windows"]),
             "pinned": [ref.ref_id for ref in o["pinned"]],
         })
     return out
@@ -139,7 +140,7 @@ def test_stored_rows_are_parsed_never_executed_bad_ones_skipped_and_counted(clie
     assert control.exists()
 
     good = new_state()
-    good.process(v1[:120])
+    good.process(as_signals(v1[:120]))
     valid = json.loads(good.snapshot(V1))
     bad_types = {**valid, "rates": {**valid["rates"], "turns": "many"}}  # the drift part alone is fine
     bad_shape = json.loads(json.dumps(valid))
@@ -230,7 +231,7 @@ def test_an_unknown_river_layout_restores_fresh_detectors_and_keeps_the_rest(str
     re-creates them (the drift one primed from the reference, as at pinning) and keeps everything else."""
     v1, _ = streams
     state = new_state()
-    state.process(v1[:500])
+    state.process(as_signals(v1[:500]))
     monkeypatch.setattr(adwin_codec, "layout_ok", lambda: False)
     doc = json.loads(state.snapshot(V1))
     assert doc["drift"]["adwin"]["window"] is None and doc["drift"]["adwin"]["clock"] == 8
@@ -240,7 +241,7 @@ def test_an_unknown_river_layout_restores_fresh_detectors_and_keeps_the_rest(str
     assert st.adwin.width == len(st0.ref.loo_distances())  # re-primed with the reference's no-drift level
     assert (st.turns, st.live, st.looks, st.ref.ref_id) == (st0.turns, st0.live, st0.looks, st0.ref.ref_id)
     assert again.rates.turns[V1] == 500 and again.rates.tracks[V1]["toxicity"].det.width == 0
-    again.process(v1[500:700])  # and it runs on
+    again.process(as_signals(v1[500:700]))  # and it runs on
     assert again.rates.turns[V1] == 700
 
 
@@ -254,7 +255,7 @@ def test_mutated_snapshots_are_rejected_cleanly_or_run_on(streams):
     docs = []
     for n in (150, 420):  # before and after the reference is pinned
         s = new_state()
-        s.process(v1[:n])
+        s.process(as_signals(v1[:n]))
         docs.append(json.loads(s.snapshot(V1)))
 
     def paths(x, p=()):
@@ -283,6 +284,6 @@ def test_mutated_snapshots_are_rejected_cleanly_or_run_on(streams):
             outcomes["rejected"] += 1
             continue
         outcomes["restored"] += 1
-        state.process(v1[420:480])
+        state.process(as_signals(v1[420:480]))
         state.snapshot(V1)
     assert outcomes["rejected"] > 40 and outcomes["restored"] > 5, outcomes

@@ -141,3 +141,27 @@ def test_migration_006_keeps_the_turns_stored_before_it(client):
                                       "AND database = currentDatabase()").result_rows[0][0]
     assert "ts" not in client.query("SELECT sorting_key FROM system.tables WHERE name = 'turns' "
                                     "AND database = currentDatabase()").result_rows[0][0]
+
+
+def test_every_typed_row_matches_its_table_as_migrated(client):
+    """store/tables.py is the one description of the plain-row tables: a renamed or added column fails here."""
+    from convmon.store.tables import ROW_TYPES, columns
+
+    migrate(client)
+    for table, row_type in ROW_TYPES.items():
+        described = {r[0]: r[2] for r in client.query(f"DESCRIBE TABLE {table}").result_rows}  # name → default kind
+        assert set(columns(row_type)) <= set(described), table
+        unset = {c: kind for c, kind in described.items() if c not in columns(row_type)}
+        assert all(kind in ("DEFAULT", "MATERIALIZED", "ALIAS") for kind in unset.values()), (table, unset)
+
+
+def test_a_row_of_the_wrong_type_is_refused_before_anything_is_written(client):
+    from datetime import datetime, timezone
+
+    from convmon.store.tables import DeadLetterRow, RowStore, WindowRow
+
+    migrate(client)
+    store = RowStore(client, WindowRow)
+    with pytest.raises(TypeError, match="window_stats takes WindowRow rows, not DeadLetterRow"):
+        store.write([DeadLetterRow(datetime.now(timezone.utc), "invalid_json", "t/0@1", 3)])
+    assert client.query("SELECT count() FROM window_stats").result_rows[0][0] == 0

@@ -1,6 +1,6 @@
 """Topics the worker creates before it subscribes, with explicit settings."""
 
-from convmon.agents.topics import changelog_topics, topic_configs
+from convmon.stream.topics import changelog_topics, topic_configs
 from convmon.config import Settings
 
 
@@ -25,7 +25,7 @@ def test_an_unreachable_broker_is_said_once_early_then_a_clear_error(caplog):
 
     import pytest
 
-    from convmon.agents.topics import ensure_topics
+    from convmon.stream.topics import ensure_topics
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -38,12 +38,13 @@ def test_an_unreachable_broker_is_said_once_early_then_a_clear_error(caplog):
 
 
 def test_the_outbox_consumer_connects_with_the_workers_kafka_settings():
-    from convmon.agents.topics import admin_config, aiokafka_config
+    from convmon.kafka_clients import aiokafka_config, client_config
 
     s = Settings(kafka={"bootstrap": "k1:9093,k2:9093", "security_protocol": "sasl_ssl", "sasl_mechanism": "plain",
                         "sasl_username": "u", "sasl_password": "p"})
-    a = aiokafka_config(s)
+    a = aiokafka_config(s.kafka)
     assert a["bootstrap_servers"] == ["k1:9093", "k2:9093"] and a["security_protocol"] == "SASL_SSL"
     assert (a["sasl_mechanism"], a["sasl_plain_username"], a["sasl_plain_password"]) == ("PLAIN", "u", "p")
     assert "ssl_context" in a and "ssl_cafile" not in a
-    assert "ssl_context" not in aiokafka_config(Settings()) and admin_config(Settings())["security_protocol"] == "PLAINTEXT"
+    assert "ssl_context" not in aiokafka_config(Settings().kafka)
+    assert client_config(Settings().kafka)["security_protocol"] == "PLAINTEXT"

@@ -11,7 +11,7 @@ again (downstream writes are idempotent on event_id, so records read twice do no
 Plain code, no Kafka: the agent feeds it each record's (partition key, offset) and seeks
 where it says. A hole is accepted as really there (transaction markers, records deleted by
 retention) only when two re-reads in a row begin at the same offset past it, or after
-MAX_REREADS re-reads; the agent then lets the consumer commit past it (agents/consumer.py).
+MAX_REREADS re-reads; the agent then lets the consumer commit past it (stream/consumer.py).
 Until then the commit stays before the hole, so the records stay owed.
 """
 
@@ -138,7 +138,7 @@ class StallWatch:
       processing — the offset-gap re-read cannot see this when no later record ever arrives (issue 12: a
       demo partition stopped at offset 94 of 148 with nothing logged); or
     * the record at the committed offset was read past but is neither in processing nor acknowledged:
-      it was dropped between fetch and processing, and the commit (agents/consumer.py) waits for it.
+      it was dropped between fetch and processing, and the commit (stream/consumer.py) waits for it.
     Steps: seek back to the committed offset; if the partition is still stuck `after_s` later, rejoin the
     consumer group (a rebalance re-seeks every partition); then again.
 

@@ -8,14 +8,14 @@ a restart or a rebalance starts after them. Two lost-turn failures of the end-to
 this (turns/2 offsets 445..499 after a SIGKILL take-over).
 
 convmon's topics are written without transactions, so a jump is not a gap until the re-read
-(agents/rereads.py, convmon/offsets.py) has looked and found the offsets really absent. Here:
+(stream/rereads.py, stream/offsets.py) has looked and found the offsets really absent. Here:
   * `_add_gap`, called by Faust's fetch loop on every jump, records nothing;
   * `accept_gap` is what the re-read calls once a hole is confirmed: then Faust may commit over it;
   * `_new_offset` commits nothing while the record at the committed offset is unacknowledged and
     not inside an accepted gap (Faust's own check lets one missing record through, and none when
     the committed offset is 0; its `_add_gap` leaves out the committed offset itself).
 The records stay owed: the committed offset stays before them, so a restart, a rebalance or the
-stall watchdog (agents/watchdog.py) reads them again.
+stall watchdog (stream/watchdog.py) reads them again.
 
 These overrides touch Faust's Consumer internals `_add_gap`, `_new_offset`, `_acked`, `_gap` and
 `_committed_offset` (faust-streaming 0.15); tests/unit/test_contiguous_commits.py pins them.

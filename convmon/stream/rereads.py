@@ -1,5 +1,5 @@
-"""Wiring for convmon/offsets.py: every agent checks its records' offsets, seeks back over skipped ones, and
-lets the consumer commit past a hole only once it is confirmed (agents/consumer.py)."""
+"""Wiring for stream/offsets.py: every agent checks its records' offsets, seeks back over skipped ones, and
+lets the consumer commit past a hole only once it is confirmed (stream/consumer.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Iterable
 
 import faust
 
-from ..offsets import OffsetContinuity
+from .offsets import OffsetContinuity
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class Rereader:
             if gap.accepted:
                 log.info("offsets %d..%d of %s/%d do not exist (read again, still absent); committing past them",
                          gap.start, gap.end - 1, tp.topic, tp.partition)
-                accept = getattr(app.consumer, "accept_gap", None)  # agents/consumer.py
+                accept = getattr(app.consumer, "accept_gap", None)  # stream/consumer.py
                 if accept is not None:
                     await accept(tp, gap.start, gap.end - 1)
                 continue

@@ -1,4 +1,4 @@
-"""Wiring: the stalled-partition watchdog (convmon/offsets.py StallWatch) on the Faust consumer.
+"""Wiring: the stalled-partition watchdog (stream/offsets.py StallWatch) on the Faust consumer.
 
 Every few seconds it reads, for each assigned partition of the agents' source topics, the
 position (next offset the worker will read), the high watermark, whether a record of it is
@@ -17,7 +17,7 @@ import time
 
 import faust
 
-from ..offsets import PartitionView, StallWatch
+from .offsets import PartitionView, StallWatch
 
 log = logging.getLogger(__name__)
 

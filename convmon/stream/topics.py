@@ -13,22 +13,9 @@ import time
 from ..alerting import outbox
 from ..batch import dlq_max_bytes
 from ..config import Settings
+from ..kafka_clients import client_config
 
 log = logging.getLogger(__name__)
-
-
-def admin_config(settings: Settings) -> dict:
-    k = settings.kafka
-    cfg: dict = {"bootstrap_servers": k.bootstrap.split(","), "security_protocol": k.security_protocol.upper()}
-    if k.sasl_mechanism:
-        cfg["sasl_mechanism"] = k.sasl_mechanism.upper()
-    if k.sasl_username:
-        cfg["sasl_plain_username"] = k.sasl_username
-    if k.sasl_password:
-        cfg["sasl_plain_password"] = k.sasl_password.get_secret_value()
-    if k.ssl_cafile:
-        cfg["ssl_cafile"] = str(k.ssl_cafile)
-    return cfg
 
 
 # Faust tables (changelog-backed). Their changelog topics are created here with the source topics: left to
@@ -40,17 +27,6 @@ INCIDENTS_TABLE = "convmon-incidents"
 
 def changelog_topics(settings: Settings) -> list[str]:
     return [f"{settings.worker.app_id}-{t}-changelog" for t in (CONVERSATIONS_TABLE, INCIDENTS_TABLE)]
-
-
-def aiokafka_config(settings: Settings) -> dict:
-    """admin_config for an aiokafka client (the outbox's own consumer): aiokafka takes an SSL context."""
-    import ssl
-
-    cfg = admin_config(settings)
-    cafile = cfg.pop("ssl_cafile", None)
-    if "SSL" in cfg["security_protocol"]:
-        cfg["ssl_context"] = ssl.create_default_context(cafile=cafile)
-    return cfg
 
 
 def topic_configs(settings: Settings, name: str) -> dict[str, str]:
@@ -104,7 +80,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            admin = KafkaAdminClient(**admin_config(settings), client_id="convmon-admin")
+            admin = KafkaAdminClient(**client_config(settings.kafka), client_id="convmon-admin")
             break
         except KafkaError as e:
             last = e

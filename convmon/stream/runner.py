@@ -1,0 +1,43 @@
+"""What every agent repeats: micro-batches with offset re-reads, the hop to a worker thread, sending records
+and waiting until Kafka has them, storing rows by table."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import AsyncIterator, Iterable, Mapping, Sequence
+
+from .rereads import Rereader
+
+Message = tuple  # (Faust topic, key bytes, value bytes[, headers])
+
+
+async def micro_batches(app, stream, size: int, within: float, metrics) -> AsyncIterator[list]:
+    """The stream's events in batches of up to `size`, waiting at most `within` s; skipped offsets are re-read
+    (stream/rereads.py). A batch's offsets are acknowledged when the agent asks for the next one."""
+    rereader = Rereader(app, metrics)
+    async for events in stream.take_events(size, within=within):
+        await rereader.check(events)
+        yield events
+
+
+async def off_loop(executor, metrics, label: str, fn, *args):
+    """`fn(*args)` on `executor`'s thread (model inference, state), timed as convmon_stage_seconds{label}."""
+    t0 = time.perf_counter()
+    out = await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    metrics.stage_seconds.labels(label).inc(time.perf_counter() - t0)
+    return out
+
+
+async def send_all(messages: Iterable[Message]) -> None:
+    """Send every (topic, key, value[, headers]) in order; returns once Kafka has acknowledged them all."""
+    sent = [await m[0].send(key=m[1], value=m[2], headers=m[3] if len(m) > 3 else None) for m in messages]
+    if sent:
+        await asyncio.gather(*sent)
+
+
+async def store_all(sink, rows: Mapping[str, Sequence]) -> None:
+    """Write each table's rows (retried until ClickHouse accepts them: see store/sink.py), in the given order."""
+    for table, batch in rows.items():
+        if batch:
+            await sink.write(batch, table=table)

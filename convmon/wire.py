@@ -1,0 +1,111 @@
+"""Typed records on convmon's internal topics, next to the input contract (contract.py).
+
+* `Signal` on convmon.signals: one per scored turn, keyed by app|model|version|role, read by the
+  per-model-version state (schemas/signal.schema.json).
+* alert records on chat.alerts: an `Alert` (alerting/model.py) or a `ForgetIncident` control record,
+  keyed by the incident's dedup key (schemas/alert.schema.json).
+
+Every stage that writes or reads these topics goes through this module, so a field has one name
+from the scorer to the table; tests/unit/test_wire.py checks each record against its schema.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional, Union
+
+import numpy as np
+
+from .alerting.model import Alert
+
+SIGNAL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What the per-model-version state needs of one scored turn."""
+
+    key: tuple[str, str, str, str]  # app, model name, model version, role
+    ts: float  # event time, seconds since the epoch
+    event_id: str
+    toxicity: Optional[float]
+    sentiment: Optional[float]
+    jailbreak: Optional[float]
+    toxic: bool  # toxicity at or above its threshold (the suite's one decision, also used by alerts)
+    jailbreak_hit: bool
+    policy_hit: bool
+    pii: bool
+    embedding: Optional[np.ndarray] = None  # float16 on the wire
+    partition: Optional[int] = None  # where the record was read (not on the wire)
+    offset: Optional[int] = None
+
+    @classmethod
+    def from_scored(cls, scored, thresholds: dict) -> "Signal":
+        t, f = scored.turn, scored.scores
+        tox, jb = f.get("toxicity"), f.get("jailbreak")
+        emb = scored.extras.get("embedding")
+        return cls(
+            key=(t.app, t.model.name, t.model.version, t.role), ts=t.timestamp.timestamp(), event_id=t.event_id,
+            toxicity=tox, sentiment=f.get("sentiment"), jailbreak=jb,
+            toxic=tox is not None and tox >= thresholds.get("toxicity", 1.1),
+            jailbreak_hit=jb is not None and jb >= thresholds.get("jailbreak", 1.1),
+            policy_hit=bool(f.get("policy_hits")), pii=bool(f.get("pii")),
+            embedding=None if emb is None else np.asarray(emb, np.float16),
+        )
+
+    def to_dict(self) -> dict:
+        emb = None if self.embedding is None else base64.b64encode(
+            np.asarray(self.embedding, np.float16).tobytes()).decode()
+        return {"v": SIGNAL_VERSION, "key": list(self.key), "ts": self.ts, "event_id": self.event_id,
+                "toxicity": self.toxicity, "sentiment": self.sentiment, "jailbreak": self.jailbreak,
+                "toxic": self.toxic, "jailbreak_hit": self.jailbreak_hit, "policy_hit": self.policy_hit,
+                "pii": self.pii, "embedding": emb}
+
+    def encode(self) -> tuple[bytes, bytes]:
+        """(Kafka key, value)."""
+        return "|".join(self.key).encode(), json.dumps(self.to_dict()).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes, partition: Optional[int] = None, offset: Optional[int] = None) -> "Signal":
+        d = json.loads(raw)
+        if "k" in d:  # the unversioned layout of earlier releases, still on the topic after an upgrade
+            d = {"key": d["k"], "ts": d["ts"], "event_id": d.get("id"), "toxicity": d["tox"], "sentiment": d["sent"],
+                 "jailbreak": d["jb"], "toxic": d["tox_hit"], "jailbreak_hit": d["jb_hit"],
+                 "policy_hit": d["pol_hit"], "pii": d["pii"], "embedding": d.get("emb")}
+        emb = d.get("embedding")
+        return cls(
+            key=tuple(d["key"]), ts=float(d["ts"]), event_id=d["event_id"], toxicity=d["toxicity"],
+            sentiment=d["sentiment"], jailbreak=d["jailbreak"], toxic=bool(d["toxic"]),
+            jailbreak_hit=bool(d["jailbreak_hit"]), policy_hit=bool(d["policy_hit"]), pii=bool(d["pii"]),
+            embedding=None if not emb else np.frombuffer(base64.b64decode(emb), dtype=np.float16),
+            partition=partition, offset=offset,
+        )
+
+
+@dataclass(frozen=True)
+class ForgetIncident:
+    """Control record on chat.alerts: forget this resolved incident. The sweep decides and the alerts stage
+    deletes, so the incidents table changes only inside the stream, in the key's own changelog partition."""
+
+    dedup_key: str
+    resolved_at: float
+
+    def encode(self) -> tuple[bytes, bytes]:
+        value = {"control": "forget_incident", "dedup_key": self.dedup_key, "resolved_at": self.resolved_at}
+        return self.dedup_key.encode(), json.dumps(value).encode()
+
+
+def encode_alert(alert: Alert) -> tuple[bytes, bytes]:
+    """(Kafka key, value) of an alert candidate on chat.alerts."""
+    return alert.dedup_key.encode(), json.dumps(alert.to_dict(), ensure_ascii=False, default=str).encode()
+
+
+def decode_alert_record(raw: bytes) -> Union[Alert, ForgetIncident]:
+    d = json.loads(raw)
+    if d.get("control") == "forget_incident":
+        return ForgetIncident(d["dedup_key"], d["resolved_at"])
+    d["ts"] = datetime.fromisoformat(d["ts"])
+    return Alert(**d)
