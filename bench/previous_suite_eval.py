@@ -16,8 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from convmon.modelsuite.datasets import evaluation_sets
-from convmon.modelsuite.evaluate import evaluate_rows
+from convmon_dev.modelsuite.datasets import evaluation_sets
+from convmon_dev.modelsuite.evaluate import evaluate_rows
 from convmon.scoring.suite import SuiteModel
 
 ROOT = Path(__file__).resolve().parents[1]

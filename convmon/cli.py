@@ -209,7 +209,7 @@ def report(ctx: click.Context, out: Path | None) -> None:
 @click.pass_context
 def demo(ctx: click.Context, file: Path | None, timeout: float) -> None:
     """Replay sample conversations through the live pipeline and print what convmon found."""
-    from .demo import run_demo
+    from convmon_dev.demo import run_demo
 
     sys.exit(run_demo(_settings(ctx), file, timeout))
 
@@ -234,7 +234,7 @@ def models() -> None:
               help="where the prepared sets go; `--out models/data/public` refreshes the committed copy")
 def models_data(mirrors: Path, out: Path) -> None:
     """Rebuild the public labelled sets from pinned repositories (dev-time; see models/data/public/DATA_CARD.md)."""
-    from .modelsuite.public.prepare import prepare
+    from convmon_dev.modelsuite.public.prepare import prepare
 
     counts = prepare(out, mirrors, log=lambda msg: click.echo(msg, err=True))
     for task in sorted({c["task"] for c in counts.values()}):
@@ -251,7 +251,7 @@ def models_train(ctx: click.Context, models_dir: Path | None, epochs: int | None
     """Fine-tune the encoder's top layers and the heads on models/data (torch; `make train-deps`). Slow: see README."""
     from dataclasses import replace
 
-    from .modelsuite.train import TrainConfig, train
+    from convmon_dev.modelsuite.train import TrainConfig, train
 
     d = models_dir or _models_dir(_settings(ctx))
     cfg = TrainConfig() if epochs is None else replace(TrainConfig(), epochs=epochs)
@@ -268,8 +268,8 @@ def models_train(ctx: click.Context, models_dir: Path | None, epochs: int | None
 @click.pass_context
 def models_build(ctx: click.Context, models_dir: Path | None, report: Path) -> None:
     """Rebuild models/suite.onnx, manifest and card from the pinned inputs (torch-free; `make models`)."""
-    from .modelsuite.build import build
-    from .modelsuite.card import TARGETS
+    from convmon_dev.modelsuite.build import build
+    from convmon_dev.modelsuite.card import TARGETS
 
     d = models_dir or _models_dir(_settings(ctx))
     m = build(d, log=lambda msg: click.echo(msg, err=True))
@@ -301,7 +301,7 @@ def models_build(ctx: click.Context, models_dir: Path | None, report: Path) -> N
 @click.pass_context
 def models_verify(ctx: click.Context, models_dir: Path | None) -> None:
     """Check the model files and training data against models/manifest.json."""
-    from .modelsuite.build import verify
+    from convmon_dev.modelsuite.build import verify
 
     d = models_dir or _models_dir(_settings(ctx))
     problems = verify(d)
@@ -318,7 +318,7 @@ def models_verify(ctx: click.Context, models_dir: Path | None) -> None:
 @click.pass_context
 def models_eval(ctx: click.Context, data_dir: Path, as_json: bool) -> None:
     """Metrics of the shipped suite on labelled JSONL sets under DATA_DIR (task from the path)."""
-    from .modelsuite.evaluate import evaluate_dir
+    from convmon_dev.modelsuite.evaluate import evaluate_dir
     from .scoring.suite import SuiteModel
 
     settings = _settings(ctx)
@@ -392,7 +392,7 @@ def bench() -> None:
 @click.pass_context
 def bench_models(ctx: click.Context, out: Path, seconds: float, threads: int, previous: str | None) -> None:
     """Suite vs bare encoder vs fp32 vs one-model-per-check (and a previous suite), short, long and very long turns."""
-    from .modelsuite.bench import run_bench
+    from convmon_dev.modelsuite.bench import run_bench
 
     report = run_bench(_models_dir(_settings(ctx)), seconds=seconds, threads=threads,
                        log=lambda m: click.echo(m, err=True), previous=previous)
@@ -411,8 +411,9 @@ def bench_models(ctx: click.Context, out: Path, seconds: float, threads: int, pr
                    "a summary next to it (.json) and in the report")
 @click.pass_context
 def bench_e2e(ctx: click.Context, n: int, out: Path, profile: Path | None) -> None:
-    """Kafka → worker → ClickHouse + alerts on the local broker: throughput, latencies, ceiling ."""
-    from .e2e_bench import run_e2e_bench, summary
+    """Kafka → worker → ClickHouse + alerts on the local broker: throughput, latencies, and the bare
+    encoder's ceiling measured in the same run."""
+    from convmon_dev.e2e_bench import run_e2e_bench, summary
 
     report = run_e2e_bench(_settings(ctx), n, log=lambda m: click.echo(m, err=True), profile=profile)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -427,7 +428,7 @@ def bench_e2e(ctx: click.Context, n: int, out: Path, profile: Path | None) -> No
               show_default=True)
 def bench_gil(n: int, out: Path) -> None:
     """The encoder alone, next to a busy Python thread, and in a child process next to it (why scoring runs in a child)."""
-    from .gil_bench import run_gil_bench
+    from convmon_dev.gil_bench import run_gil_bench
 
     report = run_gil_bench(n, log=lambda m: click.echo(m, err=True))
     out.parent.mkdir(parents=True, exist_ok=True)

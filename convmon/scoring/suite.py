@@ -3,7 +3,7 @@
 models/suite.onnx = all-MiniLM-L6-v2 (int8, per channel) with its top layers fine-tuned on public
 labelled data, and heads on the mean-pooled output: toxicity, sentiment (3 classes), jailbreak,
 and one head per topic policy (models/policies/<id>/); plus the drift embedding from the last
-frozen layer (see convmon/modelsuite/bert.py). A message longer than MAX_TOKENS is scored in
+frozen layer (see convmon_dev/modelsuite/bert.py). A message longer than MAX_TOKENS is scored in
 overlapping windows. Thresholds, label order and policy ids come from models/manifest.json,
 written by `convmon models build`.
 """

@@ -101,7 +101,7 @@ def fuzz_records(n: int, seed: int = 20261128) -> list[tuple[bytes, bytes, str]]
 
 
 def _rss_mib(pid: int) -> float:
-    from convmon.e2e_bench import _proc_stats
+    from convmon_dev.e2e_bench import _proc_stats
 
     return _proc_stats(pid)[0]
 

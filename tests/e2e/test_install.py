@@ -38,7 +38,8 @@ def test_plain_pip_install_gives_a_working_convmon(tmp_path, broker):
     r = run("kafka", "status")  # the packaged infra/kafka/kafka.sh answers
     assert r.returncode in (0, 3) and ("running" in r.stdout or "stopped" in r.stdout), r.stderr
     r = subprocess.run([env_dir / "bin/python", "-c",
-                        "from convmon.contract import json_schema; from convmon.demo import sample_path;"
+                        "from convmon.contract import json_schema; from convmon_dev.demo import sample_path;"
+                        "import convmon_dev.modelsuite.public.prepare, convmon_dev.e2e_bench;"
                         "from convmon.alerting.rules import RuleSet; from convmon.grafana import dashboards;"
                         "from convmon.alerting.model import KINDS;"
                         "from convmon.scoring.suite import SuiteModel; SuiteModel();"

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import time
 
-from convmon.bench_profile import Recorder, summarize, text
+from convmon_dev.bench_profile import Recorder, summarize, text
 
 RAW = """\
 process 1:"python -m convmon.cli worker";thread (101): MainThread;_run_once (asyncio/base_events.py:1884);finish (convmon/agents/turns.py:60);write (convmon/store/sink.py:80) 30

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from convmon.modelsuite import bert
+from convmon_dev.modelsuite import bert
 from convmon.scoring.suite import Encoder, make_tokenizer
 from pathlib import Path
 
@@ -80,7 +80,7 @@ def test_onnx_graph_matches_a_numpy_bert_forward(tmp_path, weights):
 
 def test_torch_training_layer_matches_the_numpy_layer(weights):
     torch = pytest.importorskip("torch", reason="torch is a train-time extra (make train-deps)")
-    from convmon.modelsuite.train import _modules
+    from convmon_dev.modelsuite.train import _modules
 
     layer = _modules(torch)(0.0)
     layer.load(weights, 4)

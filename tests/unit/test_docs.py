@@ -18,7 +18,7 @@ def test_readme_quotes_the_shipped_suite():
 
 
 def test_model_card_is_generated_from_the_manifest():
-    from convmon.modelsuite.card import render
+    from convmon_dev.modelsuite.card import render
 
     manifest = json.loads((ROOT / "models/manifest.json").read_text())
     assert (ROOT / "models/MODEL_CARD.md").read_text() == render(manifest)

@@ -242,11 +242,11 @@ def test_config_rejects_unknown_parameters():
     assert ShiftConfig.from_dict(ShiftConfig().to_dict()) == ShiftConfig()
 
 
-# --- the evaluation's counting rules (convmon.state.dynamics_eval) ---------------------------------
+# --- the evaluation's counting rules (convmon_dev.dynamics_eval) ---------------------------------
 
 
 def test_evaluation_counts_hits_early_late_and_false_alarms():
-    from convmon.state.dynamics_eval import evaluate
+    from convmon_dev.dynamics_eval import evaluate
 
     calm = CALM
     blow_up = [(-0.9, 0.7), (-0.3, 0.05)]
@@ -283,7 +283,7 @@ def test_tuning_set_regression():
     """The real scorer + detector on sample.jsonl (the tuning set): guards the tuned behaviour."""
     from pathlib import Path
 
-    from convmon.state.dynamics_eval import read_jsonl, score_turns, evaluate
+    from convmon_dev.dynamics_eval import read_jsonl, score_turns, evaluate
 
     conv = Path(__file__).resolve().parents[2] / "models" / "data" / "conversations"
     turns = read_jsonl(conv / "sample.jsonl")

@@ -1,6 +1,6 @@
 """`convmon bench gil` runs all three arrangements and reports each."""
 
-from convmon.gil_bench import run_gil_bench
+from convmon_dev.gil_bench import run_gil_bench
 
 
 def test_gil_bench_reports_the_three_arrangements():

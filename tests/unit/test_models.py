@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convmon.modelsuite.build import PROBE_TOLERANCE, build, verify, write_graphs
-from convmon.modelsuite.evaluate import read_set
+from convmon_dev.modelsuite.build import PROBE_TOLERANCE, build, verify, write_graphs
+from convmon_dev.modelsuite.evaluate import read_set
 from convmon.scoring.suite import Encoder, SuiteModel, pieces, sentences, windows
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -54,8 +54,8 @@ def test_manifest_reports_cross_source_metrics_for_every_signal(manifest):
             assert public["by_source"], "per-source breakdown missing"
     assert "fpr_quote_rebut" in ev["handwritten:climate_science"]
     # evaluation-only sources never reach training or the tuning split, not even as a shared text
-    from convmon.modelsuite.datasets import evaluation_sets, threshold_rows, training_rows
-    from convmon.modelsuite.public.sources import dedup_key
+    from convmon_dev.modelsuite.datasets import evaluation_sets, threshold_rows, training_rows
+    from convmon_dev.modelsuite.public.sources import dedup_key
 
     used = {dedup_key(r["text"]) for rows in (*training_rows(MODELS).values(), *threshold_rows(MODELS).values())
             for r in rows}
@@ -67,7 +67,7 @@ def test_manifest_reports_cross_source_metrics_for_every_signal(manifest):
 
 
 def _eval_texts(n=240):
-    from convmon.modelsuite.datasets import evaluation_sets
+    from convmon_dev.modelsuite.datasets import evaluation_sets
 
     texts = []
     for _, _, rows, _ in evaluation_sets(MODELS):

@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .evaluate import read_set
+from convmon_dev.modelsuite.evaluate import read_set
 
 
 def sha256(path: Path) -> str:

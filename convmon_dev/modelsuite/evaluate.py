@@ -14,8 +14,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..scoring.suite import SENTIMENT_LABELS, SuiteModel
-from .metrics import binary_report, multiclass_report
+from convmon.scoring.suite import SENTIMENT_LABELS, SuiteModel
+from convmon_dev.modelsuite.metrics import binary_report, multiclass_report
 
 # Tags of policy examples that mention a banned claim without endorsing it: the false-positive
 # rate on these is what separates a stance detector from a topic matcher.

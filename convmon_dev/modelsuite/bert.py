@@ -11,7 +11,7 @@ those (models/trained/finetuned.safetensors). `suite_graph` writes one graph wit
   task heads on the mean-pooled output of the fine-tuned top layers.
 
 Writing the graph ourselves (instead of exporting from torch) keeps the build torch-free and
-lets training (convmon/modelsuite/train.py) and inference share weight names one to one.
+lets training (convmon_dev/modelsuite/train.py) and inference share weight names one to one.
 """
 
 from __future__ import annotations

@@ -29,12 +29,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..scoring.normalize import normalize
-from ..scoring.suite import MAX_TOKENS, SENTIMENT_LABELS, windows
-from . import bert
-from .datasets import data_hashes, training_rows, tuning_rows
-from .files import load_policies
-from .metrics import auc, multiclass_report
+from convmon.scoring.normalize import normalize
+from convmon.scoring.suite import MAX_TOKENS, SENTIMENT_LABELS, windows
+from convmon_dev.modelsuite import bert
+from convmon_dev.modelsuite.datasets import data_hashes, training_rows, tuning_rows
+from convmon_dev.modelsuite.files import load_policies
+from convmon_dev.modelsuite.metrics import auc, multiclass_report
 
 
 @dataclass

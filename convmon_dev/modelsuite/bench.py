@@ -25,9 +25,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..scoring.suite import Encoder, make_tokenizer
-from .build import int8_graph, merged_weights, write_graphs
-from .evaluate import read_set
+from convmon.scoring.suite import Encoder, make_tokenizer
+from convmon_dev.modelsuite.build import int8_graph, merged_weights, write_graphs
+from convmon_dev.modelsuite.evaluate import read_set
 
 
 def _texts(models_dir: Path, tokenizer_path: Path) -> dict[str, list[str]]:

@@ -31,7 +31,7 @@ import csv
 import io
 import re
 
-from convmon.modelsuite.public.sources import GitFile, Row, Source, clean_text, dedup_key
+from convmon_dev.modelsuite.public.sources import GitFile, Row, Source, clean_text, dedup_key
 
 MAX_CHARS = 2000
 MIN_CHARS = 3

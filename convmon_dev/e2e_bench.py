@@ -30,12 +30,12 @@ from typing import Callable
 
 import numpy as np
 
-from .bench_profile import Recorder, summarize, text as profile_text
-from .config import Settings
-from .contract import format_ts
-from .modelsuite.evaluate import read_set
-from .produce import TurnPublisher
-from .scoring.suite import default_model_dir
+from convmon_dev.bench_profile import Recorder, summarize, text as profile_text
+from convmon.config import Settings
+from convmon.contract import format_ts
+from convmon_dev.modelsuite.evaluate import read_set
+from convmon.produce import TurnPublisher
+from convmon.scoring.suite import default_model_dir
 
 TOXIC = ["You are a pathetic worthless idiot and everyone hates you, shut up.",
          "Shut up, you useless moron, nobody wants your stupid garbage answers."]
@@ -229,8 +229,8 @@ def _run(settings: Settings, turns: list[dict], rate: float | None, log: Callabl
 
 
 def _encoder_ceiling(turns: list[dict], threads: int) -> float:
-    from .modelsuite.build import int8_graph
-    from .scoring.suite import Encoder
+    from convmon_dev.modelsuite.build import int8_graph
+    from convmon.scoring.suite import Encoder
 
     models = default_model_dir()
     texts = [t["text"] for t in turns]

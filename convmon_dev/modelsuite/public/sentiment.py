@@ -29,7 +29,7 @@ import csv
 import io
 import json
 
-from convmon.modelsuite.public.sources import GitFile, Row, Source, clean_text, dedup_key, stable_hash
+from convmon_dev.modelsuite.public.sources import GitFile, Row, Source, clean_text, dedup_key, stable_hash
 
 MIN_CHARS, MAX_CHARS = 3, 2000
 

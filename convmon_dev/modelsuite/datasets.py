@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .files import Policy, load_policies, read_jsonl
-from .evaluate import read_set
-from .public.sources import dedup_key
+from convmon_dev.modelsuite.files import Policy, load_policies, read_jsonl
+from convmon_dev.modelsuite.evaluate import read_set
+from convmon_dev.modelsuite.public.sources import dedup_key
 
 BINARY = ("toxicity", "jailbreak")
 HANDWRITTEN_REPEAT = 6  # our sets are small but are the only chat-style and hard-case data (see README)
@@ -126,7 +126,7 @@ def evaluation_sets(models_dir: Path) -> list[tuple[str, str, list[dict], int]]:
 
 def data_hashes(models_dir: Path) -> dict[str, str]:
     """sha256 of every file that feeds training, by path relative to models/."""
-    from .files import sha256
+    from convmon_dev.modelsuite.files import sha256
 
     files = sorted(public_dir(models_dir).rglob("*.jsonl")) if public_dir(models_dir).is_dir() else []
     data = models_dir / "data"

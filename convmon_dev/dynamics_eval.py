@@ -1,7 +1,7 @@
 """Evaluate the abrupt-shift detector on labelled conversations.
 
-    .venv/bin/python -m convmon.state.dynamics_eval                       # sample (tuning) + shift_eval (held out)
-    .venv/bin/python -m convmon.state.dynamics_eval --data models/data/conversations/shift_eval.jsonl
+    .venv/bin/python -m convmon_dev.dynamics_eval                       # sample (tuning) + shift_eval (held out)
+    .venv/bin/python -m convmon_dev.dynamics_eval --data models/data/conversations/shift_eval.jsonl
 
 Scores every turn with the model suite (SuiteModel.fields), feeds each conversation through
 `ShiftDetector` turn by turn, and compares the events with the labels
@@ -29,7 +29,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
-from .dynamics import ShiftConfig, ShiftDetector, run_conversation
+from convmon.state.dynamics import ShiftConfig, ShiftDetector, run_conversation
 
 CONV_DIR = Path("models/data/conversations")
 DEFAULT_DATA = (CONV_DIR / "sample.jsonl", CONV_DIR / "shift_eval.jsonl")
@@ -50,7 +50,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def score_turns(turns: list[dict[str, Any]], model_dir: Optional[Path]) -> list[dict[str, Any]]:
-    from ..scoring.suite import SuiteModel
+    from convmon.scoring.suite import SuiteModel
 
     model = SuiteModel(model_dir)
     rows, _ = model.fields([t["text"] for t in turns])
@@ -218,7 +218,7 @@ def print_report(name: str, split: str, r: dict[str, Any], verbose: bool) -> Non
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m convmon.state.dynamics_eval", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m convmon_dev.dynamics_eval", description=__doc__.split("\n")[0])
     p.add_argument("--data", action="append", type=Path,
                    help="conversation JSONL (repeatable); default: sample.jsonl and shift_eval.jsonl")
     p.add_argument("--labels", action="append", type=Path,
@@ -258,7 +258,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         results[data.name] = {"data": str(data), "labels": str(lab_path), "split": split, **r}
 
     report = {
-        "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "-m", "convmon.state.dynamics_eval",
+        "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "-m", "convmon_dev.dynamics_eval",
                                                         *(sys.argv[1:] if argv is None else argv)]),
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.time() - t0, 2),

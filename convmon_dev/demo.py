@@ -21,12 +21,12 @@ from typing import Optional
 
 import click
 
-from .config import Settings
-from .kafka_clients import client_config
-from .redact import mask_url
-from .privacy import Protector, pseudonym
-from .produce import TurnPublisher, complete, read_jsonl
-from .scoring.suite import default_model_dir
+from convmon.config import Settings
+from convmon.kafka_clients import client_config
+from convmon.redact import mask_url
+from convmon.privacy import Protector, pseudonym
+from convmon.produce import TurnPublisher, complete, read_jsonl
+from convmon.scoring.suite import default_model_dir
 
 MALFORMED = [
     (b"this is not json", "invalid_json"),
@@ -44,7 +44,7 @@ def _echo(msg: str) -> None:
 
 
 def _broker_ready(settings: Settings) -> bool:
-    from . import kafka_local
+    from convmon import kafka_local
 
     if kafka_local.local_port(settings) is None:
         return True  # external broker: the user runs it
@@ -179,7 +179,7 @@ def _wait_for_alerts(settings: Settings, port: int, conversations: set[str], tim
 
 
 def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> None:
-    from .store.clickhouse import connect
+    from convmon.store.clickhouse import connect
 
     client = connect(settings.clickhouse)
     where = "JSONExtractString(metadata, 'demo_run') = {run:String}"
@@ -231,7 +231,7 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
     out += [f"    {k:<18} {n:>3} incident(s) paged, {sup:>3} folded" for k, n, sup in rows] or ["    none"]
     out.append("")
     out.append("  query it yourself: .venv/bin/convmon db query \"SELECT app, count() FROM turns FINAL GROUP BY app\"")
-    from .report import build
+    from convmon.report import build
 
     page = settings.var / "report.html"
     build(client, page)

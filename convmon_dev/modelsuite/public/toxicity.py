@@ -24,7 +24,7 @@ import io
 import re
 import subprocess
 
-from convmon.modelsuite.public.sources import GitFile, Row, Source, clean_text, dedup_key
+from convmon_dev.modelsuite.public.sources import GitFile, Row, Source, clean_text, dedup_key
 
 MAX_CHARS = 2000
 
