@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional, Union
 
 import numpy as np
 
-from .alerting.model import Alert
+from .alerting.model import KINDS, Alert
 
 SIGNAL_VERSION = 1
+SEVERITIES = ("info", "warning", "critical")
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,31 @@ def encode_alert(alert: Alert) -> tuple[bytes, bytes]:
     return alert.dedup_key.encode(), json.dumps(alert.to_dict(), ensure_ascii=False, default=str).encode()
 
 
+class InvalidRecord(ValueError):
+    """A record on an internal topic that convmon did not write as it is: dead-lettered with this reason."""
+
+
 def decode_alert_record(raw: bytes) -> Union[Alert, ForgetIncident]:
-    d = json.loads(raw)
-    if d.get("control") == "forget_incident":
-        return ForgetIncident(d["dedup_key"], d["resolved_at"])
-    d["ts"] = datetime.fromisoformat(d["ts"])
-    return Alert(**d)
+    """An alert or a forget request; InvalidRecord when the record is not one convmon writes (a stuck or
+    hostile producer on chat.alerts must not stall alerting: a bad alert_id made the insert fail forever)."""
+    try:
+        d = json.loads(raw)
+        if not isinstance(d, dict):
+            raise InvalidRecord("not a JSON object")
+        if d.get("control") == "forget_incident":
+            return ForgetIncident(str(d["dedup_key"]), float(d["resolved_at"]))
+        d["ts"] = datetime.fromisoformat(d["ts"])
+        a = Alert(**d)
+    except InvalidRecord:
+        raise
+    except (ValueError, TypeError, KeyError) as e:
+        raise InvalidRecord(f"not an alert record ({type(e).__name__})") from None
+    if a.kind not in KINDS or a.severity not in SEVERITIES or a.status not in ("firing", "resolved"):
+        raise InvalidRecord("unknown kind, severity or status")
+    try:
+        uuid.UUID(a.alert_id)
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidRecord("alert_id is not a UUID") from None
+    if not isinstance(a.dedup_key, str) or not a.dedup_key or a.ts.tzinfo is None:
+        raise InvalidRecord("empty dedup_key or a time without a zone")
+    return a

@@ -9,16 +9,19 @@ agents/delivery.py delivers it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 
 import faust
 
-from .. import wire
+from ..batch import dlq_max_bytes
 from ..alerting.stage import AlertStage
 from ..stream.current import processing
-from ..stream.runner import micro_batches, send_all
+from ..stream.runner import micro_batches, raw_records, send_all
 from ..stream.topics import INCIDENTS_TABLE
+
+log = logging.getLogger(__name__)
 
 
 def register(app: faust.App) -> None:
@@ -27,13 +30,18 @@ def register(app: faust.App) -> None:
     outboxes = app.outbox_topics  # channel name → its outbox topic (agents/delivery.py)
     stage = AlertStage(rt.rules, list(outboxes), settings.alerting.incident_retention_s)
     incidents = app.Table(INCIDENTS_TABLE, partitions=settings.topics.partitions, key_type=str)
+    dlq_bytes = dlq_max_bytes(settings.worker.max_record_bytes)
 
     @app.agent(app.alerts_topic, name="convmon.alerts", concurrency=1)
     async def handle_alerts(stream):
         cfg = settings.worker
         # a short window: an alert waits at most 50 ms for others to share its insert
         async for events in micro_batches(app, stream, cfg.batch_size, min(cfg.batch_within_s, 0.05), rt.metrics):
-            out = stage.process([wire.decode_alert_record(ev.value) for ev in events], incidents.get, time.time())
+            out = stage.process(raw_records(events), incidents.get, time.time())
+            if out.dead:  # not alert records (a hostile or broken producer): dead-lettered, alerting goes on
+                log.warning("dead-lettered %d records of chat.alerts that are not alert records", len(out.dead))
+                rt.metrics.dlq.labels("invalid_alert_record").inc(len(out.dead))
+                await send_all((app.dlq_topic, *d.message(dlq_bytes)) for d in out.dead)
             await send_all((outboxes[name], key, body) for name, key, body in out.outbox)  # Kafka has every page…
             for i, key, state in out.changes:  # …before any incident records it as notified
                 with processing(events[i]):  # the incidents changelog record goes to this event's partition

@@ -16,8 +16,8 @@ from collections import Counter
 
 import faust
 
-from ..batch import RawRecord, dlq_max_bytes
-from ..stream.runner import micro_batches, off_loop, send_all, store_all
+from ..batch import dlq_max_bytes
+from ..stream.runner import micro_batches, off_loop, raw_records, send_all, store_all
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,7 @@ def register(app: faust.App) -> None:
             async for events in micro_batches(app, stream, cfg.batch_size, cfg.batch_within_s, rt.metrics):
                 for ev in events:
                     ev.message.incref()  # pinned until finish() has stored and published the batch
-                records = [RawRecord(ev.value, ev.key, ev.message.topic, ev.message.partition, ev.message.offset)
-                           for ev in events]
+                records = raw_records(events)
                 t0 = time.perf_counter()
                 result = await off_loop(rt.score_executor, rt.metrics, "validate_and_score", rt.processor.process,
                                         records)

@@ -11,10 +11,11 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 from ..store.alerts import AlertRecord
-from ..wire import ForgetIncident, encode_alert
+from ..batch import DeadLetter, RawRecord
+from ..wire import ForgetIncident, InvalidRecord, decode_alert_record, encode_alert
 from . import outbox
 from .incidents import IncidentBook, IncidentIndex
 from .model import Alert
@@ -38,6 +39,7 @@ class AlertBatch:
     changes: list[tuple[int, str, State]] = field(default_factory=list)  # (record index, key, new state or None)
     rows: list[AlertRecord] = field(default_factory=list)
     decisions: Counter = field(default_factory=Counter)  # (alert kind, delivery) → alerts
+    dead: list[DeadLetter] = field(default_factory=list)  # records that are not alert records
 
 
 class AlertStage:
@@ -46,13 +48,18 @@ class AlertStage:
         self.book = IncidentBook(rules)
         self.index = IncidentIndex()  # the incidents a sweep looks at
 
-    def process(self, records: list[Union[Alert, ForgetIncident]], stored: Callable[[str], State],
-                now: float) -> AlertBatch:
-        """Decide every record in order; `stored(key)` is the incident's state in the table."""
+    def process(self, records: list[RawRecord], stored: Callable[[str], State], now: float) -> AlertBatch:
+        """Decide every record in order; `stored(key)` is the incident's state in the table. A record that is
+        not an alert record (wire.decode_alert_record) becomes a dead letter and changes nothing."""
         out = AlertBatch()
         states: dict[str, State] = {}  # this batch's states, ahead of the table
         current = lambda key: states[key] if key in states else stored(key)  # noqa: E731
-        for i, rec in enumerate(records):
+        for i, raw in enumerate(records):
+            try:
+                rec = decode_alert_record(raw.value)
+            except InvalidRecord as e:
+                out.dead.append(DeadLetter(raw, "invalid_alert_record", str(e)))
+                continue
             key = rec.dedup_key
             if isinstance(rec, ForgetIncident):
                 st = current(key)

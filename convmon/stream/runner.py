@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import AsyncIterator, Iterable, Mapping, Sequence
 
+from ..batch import RawRecord
 from .rereads import Rereader
 
 Message = tuple  # (Faust topic, key bytes, value bytes[, headers])
@@ -19,6 +20,11 @@ async def micro_batches(app, stream, size: int, within: float, metrics) -> Async
     async for events in stream.take_events(size, within=within):
         await rereader.check(events)
         yield events
+
+
+def raw_records(events) -> list[RawRecord]:
+    """The events' records with where they were read (for dead letters and idempotent writes)."""
+    return [RawRecord(ev.value, ev.key, ev.message.topic, ev.message.partition, ev.message.offset) for ev in events]
 
 
 async def off_loop(executor, metrics, label: str, fn, *args):

@@ -320,3 +320,28 @@ def test_incident_retention_respects_the_cooldown_and_the_index_tracks_only_live
     assert index.open == set() and index.resolved_before(2500) == ["k"]
     assert [index.needs_rebuild(1) for _ in range(3)] == [False, False, True]
     assert index.needs_rebuild(2)  # a rebalance
+
+
+def test_a_record_on_chat_alerts_that_is_not_an_alert_is_dead_lettered_and_alerting_goes_on(app):
+    """A non-UUID alert_id made the alerts agent retry its ClickHouse insert forever (noticed in session 3)."""
+    from convmon.alerting.model import Alert
+
+    good = Alert(kind="toxic_turn", severity="warning", summary="s", dedup_key="k-good")
+    bad = json.dumps({**good.to_dict(), "alert_id": "1; DROP TABLE alerts", "dedup_key": "k-bad"},
+                     default=str).encode()
+
+    async def run():
+        async with app.handle_alerts.test_context() as agent:
+            await agent.put(bad, key=b"k-bad")
+            await agent.put(json.dumps(good.to_dict(), default=str).encode(), key=b"k-good")
+            for _ in range(200):
+                if "k-good" in app.incidents:
+                    break
+                await asyncio.sleep(0.05)
+            return dict(app.incidents.items())
+
+    table = asyncio.run(run())
+    assert "k-good" in table and "k-bad" not in table
+    ((key, value, headers),) = app.captured["dlq"].sent
+    assert value == bad and headers["convmon.reason"] == b"invalid_alert_record"
+    assert len(app.captured["outbox:hook"].sent) == 1  # the good alert paged
