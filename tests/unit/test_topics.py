@@ -1,7 +1,20 @@
 """Topics the worker creates before it subscribes, with explicit settings."""
 
+import os
+
+import pytest
+
 from convmon.stream.topics import changelog_topics, topic_configs
 from convmon.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def _no_convmon_environment(monkeypatch):
+    """Each test builds its own Settings: the developer's CONVMON_* variables (`make newcomer` moves the broker
+    off 9092 with CONVMON_KAFKA_BOOTSTRAP, which outranks the settings given here) must not leak into them."""
+    for k in list(os.environ):
+        if k.startswith("CONVMON_"):
+            monkeypatch.delenv(k)
 
 
 def test_the_tables_changelogs_are_created_up_front_compacted_and_the_rest_with_retention():
