@@ -53,8 +53,15 @@ def render(m: dict) -> str:
         "hash, is a tuning split for early stopping and thresholds) or an *evaluation-only* source: never trained on, "
         "never used to choose an epoch, a threshold or anything else; an evaluation text that also feeds training "
         "or threshold choice anywhere is dropped from evaluation (`dropped_as_seen_in_training`). Hand-written dev "
-        "sets are evaluated the same way, with one disclosed exception: after a first training run lowered them, the "
-        "hand-written training rows were repeated more often (×2 → ×6). The climate policy's public evaluation is "
+        "sets are evaluated the same way, with disclosed exceptions. (1) After a first training run lowered them, the "
+        "hand-written training rows were repeated more often (×2 → ×6). (2) Gaps that evaluation showed were filled "
+        "with new hand-written, training-only rows, written without reading the evaluation texts: personal insults, "
+        "threats, harassment requests and hostile assistant replies with their look-alike negatives "
+        "(`models/data/tools/raw/train_tox_*.txt`: the misses of the hand-written toxicity dev set; any row with "
+        "word or character-4-gram Jaccard ≥ 0.35 to a dev row is dropped), and direct security and systems requests "
+        "as jailbreak negatives with matched override attempts (`models/data/jailbreak/train_security.jsonl`: the "
+        "benign security-coding requests of the CyberSecEval evaluation source were flagged as attacks). Targeting a "
+        "category seen failing in evaluation flatters those numbers. The climate policy's public evaluation is "
         "a held-out part of its two training sources (no other permissively licensed source was found), so it is "
         "same-source, not cross-source.",
         "",
@@ -115,9 +122,6 @@ def render(m: dict) -> str:
         "- The climate policy's public data is one positive-only and one negative-only source; its hand-written dev set "
         "is the check on stance (endorse vs rebut).",
         "- Sarcasm, polite contempt and stance are the weakest cases (see flag rates by tag).",
-        "- Training cut texts at 128 word pieces: indirect-injection positives whose attack sits later in a long "
-        "document trained as identical to their clean copies (label 0), and the heads never trained on 129–256 "
-        "pieces, which run time scores whole.",
         "",
     ]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Which labelled rows train, tune and evaluate each head (one place, read by train, build and eval).
 
 - train: public training sources (split "train", models/data/public/<task>/) + our hand-written
-  train sets (models/data/<task>/train.jsonl, policies' train.jsonl and claim banks; repeated
+  train sets (models/data/<task>/train*.jsonl, policies' train.jsonl and claim banks; repeated
   HANDWRITTEN_REPEAT times), with short benign chat as label 0 for the binary heads, ordinary text
   from the other tasks as label 0 for jailbreak and the policies, and benign prompts from the
   jailbreak task's public sources as label 0 for toxicity.
@@ -37,6 +37,12 @@ def public_rows(models_dir: Path, task: str, split: str) -> list[dict]:
     return rows
 
 
+def handwritten_train_files(models_dir: Path, task: str) -> list[Path]:
+    """A task's hand-written training files: train.jsonl (the train side of the train/dev split)
+    and any train_<topic>.jsonl written later for a gap (never split, so never in dev)."""
+    return sorted((models_dir / "data" / task).glob("train*.jsonl"))
+
+
 def _policy_train(pol: Policy) -> list[dict]:
     rows = [dict(r, source="handwritten") for r in pol.split("train")]
     for c in pol.claims():
@@ -52,7 +58,8 @@ def training_rows(models_dir: Path) -> dict[str, list[dict]]:
     benign = [dict(r, source="handwritten") for r in read_set(data / "common" / "benign_short.jsonl")]
     out: dict[str, list[dict]] = {}
     for task in ("toxicity", "sentiment", "jailbreak"):
-        hand = [dict(r, source="handwritten") for r in read_set(data / task / "train.jsonl")]
+        hand = [dict(r, source="handwritten") for path in handwritten_train_files(models_dir, task)
+                for r in read_set(path)]
         out[task] = public_rows(models_dir, task, "train") + hand * HANDWRITTEN_REPEAT
         if task in BINARY:
             out[task] += benign
@@ -130,7 +137,8 @@ def data_hashes(models_dir: Path) -> dict[str, str]:
 
     files = sorted(public_dir(models_dir).rglob("*.jsonl")) if public_dir(models_dir).is_dir() else []
     data = models_dir / "data"
-    files += [data / "common" / "benign_short.jsonl"] + [data / t / "train.jsonl" for t in ("toxicity", "sentiment", "jailbreak")]
+    files += [data / "common" / "benign_short.jsonl"]
+    files += [p for t in ("toxicity", "sentiment", "jailbreak") for p in handwritten_train_files(models_dir, t)]
     for pol in load_policies(models_dir):
         files += [pol.folder / "train.jsonl", pol.folder / pol.spec.get("claims_file", "claims.jsonl")]
     return {str(p.relative_to(models_dir)): sha256(p) for p in files}

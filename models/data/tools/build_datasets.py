@@ -7,6 +7,9 @@ Usage (from the repository root):
 
 Inputs (all hand-written, see models/data/README.md):
   tools/raw/tox_*.txt     toxicity items   "<0|1> <u|a> <tag> | <text>"
+  tools/raw/train_tox_*.txt  toxicity items that only ever train (same format): written
+                          after the dev split was fixed, so they never enter dev; any that comes
+                          close to a dev item (TRAIN_ONLY_MAX_JACCARD) is dropped (logged)
   tools/raw/sent_*.txt    sentiment items  "<pos|neu|neg> <u|a> <tag> | <text>"
   tools/conversations_src.py   demo conversations + shift annotations
 
@@ -208,9 +211,38 @@ def classification_stats(name: str, train: list[dict], dev: list[dict]) -> str:
     return "\n".join(out)
 
 
-def build_classification(name: str, items: list[dict]) -> tuple[list[dict], list[dict], list[str]]:
+# Train-only items were written after the dev split existed, so they are kept further from dev than
+# the split keeps its own sides: any word or character-4-gram overlap of this much with a dev item drops them.
+TRAIN_ONLY_MAX_JACCARD = 0.35
+
+
+def too_close_to_dev(item: dict, dev: list[dict]) -> bool:
+    w, g = frozenset(norm(item["text"]).split()), char_grams(norm(item["text"]))
+    return any(jaccard(w, frozenset(norm(d["text"]).split())) >= TRAIN_ONLY_MAX_JACCARD
+               or jaccard(g, char_grams(norm(d["text"]))) >= TRAIN_ONLY_MAX_JACCARD for d in dev)
+
+
+def train_only_items(extra: list[dict], kept: list[dict], dev: list[dict], log: list[str]) -> list[dict]:
+    """Train-only items minus exact duplicates of any item and anything close to a dev item."""
+    seen = {norm(it["text"]) for it in kept}
+    out = []
+    for it in extra:
+        key = norm(it["text"])
+        if key in seen:
+            log.append(f"train-only exact duplicate dropped: {it['_src']}")
+            continue
+        if too_close_to_dev(it, dev):
+            log.append(f"train-only item dropped as too close to a dev item: {it['_src']}")
+            continue
+        seen.add(key)
+        out.append(it)
+    return out
+
+
+def build_classification(name: str, items: list[dict], extra: list[dict] = ()) -> tuple[list[dict], list[dict], list[str]]:
     kept, clusters, log = dedup_and_cluster(items)
     train, dev = split(kept, clusters, SEED)
+    train += train_only_items(list(extra), kept, dev, log)
     overlap = check_no_overlap(train, dev)
     if overlap:
         sys.exit(f"{name}: {overlap} dev items overlap train (bug in clustering)")
@@ -278,7 +310,7 @@ def build_conversations() -> str:
 
 
 def main() -> None:
-    tox_train, tox_dev, tox_log = build_classification("toxicity", parse_raw("tox_*.txt"))
+    tox_train, tox_dev, tox_log = build_classification("toxicity", parse_raw("tox_*.txt"), parse_raw("train_tox_*.txt"))
     sen_train, sen_dev, sen_log = build_classification("sentiment", parse_raw("sent_*.txt", SENT_LABEL))
     conv_stats = build_conversations()
 
