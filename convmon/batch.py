@@ -74,39 +74,51 @@ class DeadLetter:
 class BatchResult:
     scored: list[ScoredTurn] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    # Valid turns that came without a Kafka key: sent back to chat.turns keyed by conversation_id, unscored,
+    # so that every turn of a conversation is scored on one partition, where its dynamics state lives.
+    rekeyed: list[RawRecord] = field(default_factory=list)
 
     def rows(self) -> dict[str, list]:
         """What the batch stores, by ClickHouse table."""
         return {"turns": self.scored, "dead_letters": [d.row() for d in self.dead]}
 
     def messages(self, rules, thresholds: dict, policy_thresholds: dict, dlq_bytes: int) -> dict[str, list[tuple]]:
-        """What the batch sends, by topic role: (key, value, headers) for the DLQ, chat.scores, convmon.signals
-        (wire.Signal) and chat.alerts (single-turn alert candidates, wire.encode_alert)."""
+        """What the batch sends, by topic role: (key, value, headers) for the DLQ, chat.turns (the re-keyed
+        turns), chat.scores, convmon.signals (one record per model-version key and batch: wire.encode_signals)
+        and chat.alerts (single-turn alert candidates, wire.encode_alert)."""
         from .alerting.rules import turn_alerts
-        from .wire import Signal, encode_alert
+        from .wire import Signal, encode_alert, encode_signals
 
         return {
             "dlq": [d.message(dlq_bytes) for d in self.dead],
+            "turns": [(r.key, r.value, None) for r in self.rekeyed],
             "scores": [(s.turn.conversation_id.encode(), s.event_bytes(), None) for s in self.scored],
-            "signals": [(*Signal.from_scored(s, thresholds).encode(), None) for s in self.scored],
+            "signals": [(k, v, None) for k, v in encode_signals([Signal.from_scored(s, thresholds) for s in self.scored])],
             "alerts": [(*encode_alert(a), None) for a in turn_alerts(rules, self.scored, thresholds, policy_thresholds)],
         }
 
 
 class BatchProcessor:
     def __init__(self, decoder: TurnDecoder, pipeline: ScoringPipeline,
-                 protect: Optional[Callable[[ChatTurn], ChatTurn]] = None):
+                 protect: Optional[Callable[[ChatTurn], ChatTurn]] = None, rekey: bool = False):
         self.decoder = decoder
         self.pipeline = pipeline
         self.protect = protect  # convmon.privacy.Protector: pseudonymised ids and redacted metadata from here on
+        self.rekey = rekey  # a valid turn without a Kafka key goes to `rekeyed`, not to scoring (the worker)
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
         result = BatchResult()
         turns: list[ChatTurn] = []
         positions: list[tuple[int, int]] = []
         for rec in records:
+            rekey = self.rekey and not rec.key
             try:
                 decoded = self.decoder.decode(rec.value, rec.key)
+                if rekey and not isinstance(decoded, Rejected):
+                    # the raw conversation_id (before pseudonymisation) is the key the producer should have set
+                    result.rekeyed.append(RawRecord(rec.value, decoded.conversation_id.encode("utf-8"), rec.topic,
+                                                    rec.partition, rec.offset))
+                    continue
                 if self.protect is not None and not isinstance(decoded, Rejected):
                     decoded = self.protect(decoded)
             except Exception as e:  # a decoder bug must not stop the stream

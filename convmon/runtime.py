@@ -36,7 +36,10 @@ class Runtime:
 def build_runtime(settings: Settings, sink: Optional[StoreSink] = None) -> Runtime:
     scorers = build_scorers(settings)
     pipeline = ScoringPipeline(scorers)
-    processor = BatchProcessor(TurnDecoder.from_settings(settings.worker), pipeline, Protector.from_settings(settings))
+    # rekey: a turn without a Kafka key goes back to chat.turns keyed by conversation_id (its dynamics live
+    # with the partition of its conversation: agents/turns.py)
+    processor = BatchProcessor(TurnDecoder.from_settings(settings.worker), pipeline, Protector.from_settings(settings),
+                               rekey=True)
     suite = next((s for s in scorers if isinstance(s, SuiteScorer)), None)
     return Runtime(
         rules=RuleSet.load(settings.alerting.rules_file),

@@ -1,7 +1,8 @@
 """Typed records on convmon's internal topics, next to the input contract (contract.py).
 
-* `Signal` on convmon.signals: one per scored turn, keyed by app|model|version|role, read by the
-  per-model-version state (schemas/signal.schema.json).
+* `Signal`: what the per-model-version state needs of one scored turn. On convmon.signals one record
+  carries the signals of one app|model|version|role key from one scored batch (`encode_signals`,
+  `decode_signals`; schemas/signal.schema.json), so a batch costs a message per model version, not per turn.
 * alert records on chat.alerts: an `Alert` (alerting/model.py) or a `ForgetIncident` control record,
   keyed by the incident's dedup key (schemas/alert.schema.json).
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from .alerting.model import KINDS, Alert
 
-SIGNAL_VERSION = 1
+SIGNAL_VERSION = 2  # 1: one signal per record (still read)
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -59,32 +60,52 @@ class Signal:
         )
 
     def to_dict(self) -> dict:
+        """One entry of a record's `signals` (the key is the record's)."""
         emb = None if self.embedding is None else base64.b64encode(
             np.asarray(self.embedding, np.float16).tobytes()).decode()
-        return {"v": SIGNAL_VERSION, "key": list(self.key), "ts": self.ts, "event_id": self.event_id,
+        return {"ts": self.ts, "event_id": self.event_id,
                 "toxicity": self.toxicity, "sentiment": self.sentiment, "jailbreak": self.jailbreak,
                 "toxic": self.toxic, "jailbreak_hit": self.jailbreak_hit, "policy_hit": self.policy_hit,
                 "pii": self.pii, "embedding": emb}
 
-    def encode(self) -> tuple[bytes, bytes]:
-        """(Kafka key, value)."""
-        return "|".join(self.key).encode(), json.dumps(self.to_dict()).encode()
-
     @classmethod
-    def decode(cls, raw: bytes, partition: Optional[int] = None, offset: Optional[int] = None) -> "Signal":
-        d = json.loads(raw)
-        if "k" in d:  # the unversioned layout of earlier releases, still on the topic after an upgrade
-            d = {"key": d["k"], "ts": d["ts"], "event_id": d.get("id"), "toxicity": d["tox"], "sentiment": d["sent"],
-                 "jailbreak": d["jb"], "toxic": d["tox_hit"], "jailbreak_hit": d["jb_hit"],
-                 "policy_hit": d["pol_hit"], "pii": d["pii"], "embedding": d.get("emb")}
+    def from_dict(cls, key, d: dict, partition: Optional[int] = None, offset: Optional[int] = None) -> "Signal":
         emb = d.get("embedding")
         return cls(
-            key=tuple(d["key"]), ts=float(d["ts"]), event_id=d["event_id"], toxicity=d["toxicity"],
+            key=tuple(key), ts=float(d["ts"]), event_id=d["event_id"], toxicity=d["toxicity"],
             sentiment=d["sentiment"], jailbreak=d["jailbreak"], toxic=bool(d["toxic"]),
             jailbreak_hit=bool(d["jailbreak_hit"]), policy_hit=bool(d["policy_hit"]), pii=bool(d["pii"]),
             embedding=None if not emb else np.frombuffer(base64.b64decode(emb), dtype=np.float16),
             partition=partition, offset=offset,
         )
+
+    @classmethod
+    def decode(cls, raw: bytes, partition: Optional[int] = None, offset: Optional[int] = None) -> "Signal":
+        """A version-1 record (one signal), as earlier releases wrote them; decode_signals reads every version."""
+        d = json.loads(raw)
+        if "k" in d:  # the unversioned layout of earlier releases, still on the topic after an upgrade
+            d = {"key": d["k"], "ts": d["ts"], "event_id": d.get("id"), "toxicity": d["tox"], "sentiment": d["sent"],
+                 "jailbreak": d["jb"], "toxic": d["tox_hit"], "jailbreak_hit": d["jb_hit"],
+                 "policy_hit": d["pol_hit"], "pii": d["pii"], "embedding": d.get("emb")}
+        return cls.from_dict(d["key"], d, partition, offset)
+
+
+def encode_signals(signals: list[Signal]) -> list[tuple[bytes, bytes]]:
+    """(Kafka key, value) records: one per key, holding that key's signals in batch order."""
+    by_key: dict[tuple, list[Signal]] = {}
+    for s in signals:
+        by_key.setdefault(s.key, []).append(s)
+    return [("|".join(k).encode(), json.dumps({"v": SIGNAL_VERSION, "key": list(k),
+                                              "signals": [s.to_dict() for s in group]}).encode())
+            for k, group in by_key.items()]
+
+
+def decode_signals(raw: bytes, partition: Optional[int] = None, offset: Optional[int] = None) -> list[Signal]:
+    """Every signal in a record, each with the record's partition and offset; reads version 1 too."""
+    d = json.loads(raw)
+    if d.get("v") == SIGNAL_VERSION:
+        return [Signal.from_dict(d["key"], e, partition, offset) for e in d["signals"]]
+    return [Signal.decode(raw, partition, offset)]
 
 
 @dataclass(frozen=True)

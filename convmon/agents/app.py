@@ -45,11 +45,10 @@ def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.A
                          for name, t in outbox.topic_names(topics.outbox_prefix, settings.alerting.channels).items()}
     app.convmon_runtime = runtime or build_runtime(settings)
 
-    from . import alerts, delivery, dynamics, model_state, turns
+    from . import alerts, delivery, model_state, turns
     from ..stream import watchdog  # each registers itself on the app
 
     turns.register(app)
-    dynamics.register(app)
     model_state.register(app)
     alerts.register(app)
     delivery.register(app)

@@ -1,7 +1,7 @@
 """Agent: convmon.signals → per-model-version state (convmon/state/model_state.py) → ClickHouse + chat.alerts.
 
-Signals are keyed by app|model|version|role, so every turn of a model version meets in one
-partition and one worker. The state runs on its own thread, off the event loop. Every key a batch
+Signals are keyed by app|model|version|role (one record per key and scored batch), so every turn of a
+model version meets in one partition and one worker. The state runs on its own thread, off the event loop. Every key a batch
 changed is snapshotted to ClickHouse before the batch's offsets commit (state/model_state.py SnapshotKeeper),
 so a worker killed without warning resumes with every committed signal counted once.
 """
@@ -35,7 +35,7 @@ def register(app: faust.App) -> None:
         await rt.sink.open()
         await keeper.start()
         async for events in micro_batches(app, stream, cfg.batch_size, cfg.batch_within_s, rt.metrics):
-            signals = [wire.Signal.decode(ev.value, ev.message.partition, ev.message.offset) for ev in events]
+            signals = [s for ev in events for s in wire.decode_signals(ev.value, ev.message.partition, ev.message.offset)]
             await keeper.restore_new(m.key for m in signals)
             out = await off_loop(executor, rt.metrics, "state_and_drift", state.process, signals)
             # Every key this batch changed is snapshotted before the batch's offsets are committed (they are

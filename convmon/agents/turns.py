@@ -1,4 +1,11 @@
-"""Agent: chat.turns → (DLQ | scores, signals, alert candidates + ClickHouse). The logic is in convmon.batch.
+"""Agent: chat.turns → (DLQ | scores, signals, alert candidates + ClickHouse), and each conversation's dynamics.
+
+The logic is in plain stages: convmon.batch (validate and score a micro-batch) and state/dynamics.py
+ConversationTracker (abrupt shifts). chat.turns is keyed by conversation_id, so a conversation's turns
+arrive in order on one partition, and its dynamics state lives here, in the changelog-backed table
+`conversations` (a restarted worker resumes it; each change goes to the changelog partition of the turn
+that made it). A valid turn without a key is sent back to chat.turns keyed by its conversation_id and
+scored when it comes round. State expires after `dynamics.ttl_s` of inactivity.
 
 Offsets: each event's message is pinned (incref) while its batch is in flight and
 released only after the batch is stored and its messages are acknowledged by Kafka. If the
@@ -16,29 +23,55 @@ from collections import Counter
 
 import faust
 
+from .. import wire
 from ..batch import dlq_max_bytes
+from ..state.dynamics import ConversationTracker, ShiftConfig, ShiftDetector
+from ..stream.current import processing
 from ..stream.runner import micro_batches, off_loop, raw_records, send_all, store_all
+from ..stream.topics import CONVERSATIONS_TABLE
 
 log = logging.getLogger(__name__)
 
 
 def register(app: faust.App) -> None:
     rt = app.convmon_runtime
-    cfg = rt.settings.worker
-    topics = {"dlq": app.dlq_topic, "scores": app.scores_topic, "signals": app.signals_topic,
-              "alerts": app.alerts_topic}
+    cfg, settings = rt.settings.worker, rt.settings
+    topics = {"dlq": app.dlq_topic, "turns": app.turns_topic, "scores": app.scores_topic,
+              "signals": app.signals_topic, "alerts": app.alerts_topic}
+    tracker = ConversationTracker(ShiftDetector(ShiftConfig.from_dict(settings.dynamics.detector)), rt.rules,
+                                  settings.dynamics.ttl_s)
+    conversations = app.Table(CONVERSATIONS_TABLE, partitions=settings.topics.partitions, key_type=str)
+    # Expiry: a table key may only change in its own partition; the timer marks a sweep due, and each
+    # partition sweeps its stale conversations in its next batch.
+    sweep_due: set[int] = set()
+
+    def track(events, result) -> list:
+        """Dynamics of the scored batch (on the loop: the table is the loop's); returns its alert candidates."""
+        at = {(ev.message.partition, ev.message.offset): ev for ev in events}
+        for partition in sweep_due & {p for p, _ in at}:
+            sweep_due.discard(partition)
+            event = next(ev for (p, _), ev in at.items() if p == partition)
+            with processing(event):
+                for cid in tracker.stale(list(conversations.items()), partition, time.time()):
+                    del conversations[cid]
+        changes, alerts = tracker.track(result.scored, conversations.get)
+        for cid, (value, position) in changes.items():
+            with processing(at[position]):
+                conversations[cid] = value
+        return alerts
 
     @app.agent(app.turns_topic, name="convmon.score_turns", concurrency=1)
     async def score_turns(stream):
         await rt.sink.open()
         stage = rt.metrics.stage_seconds
 
-        async def finish(events, result) -> None:
+        async def finish(events, result, shifts) -> None:
             """Store, publish, then release the batch's offsets."""
             t1 = time.perf_counter()
             await store_all(rt.sink, result.rows())
             t2 = time.perf_counter()
             out = result.messages(rt.rules, rt.thresholds, rt.policy_thresholds, dlq_max_bytes(cfg.max_record_bytes))
+            out["alerts"] += [(*wire.encode_alert(a), None) for a in shifts]
             await send_all((topics[role], *m) for role, ms in out.items() for m in ms)
             stage.labels("clickhouse_insert").inc(t2 - t1)
             stage.labels("publish").inc(time.perf_counter() - t2)
@@ -58,9 +91,10 @@ def register(app: faust.App) -> None:
                 if result.dead:
                     log.warning("dead-lettered %d records to %s: %s", len(result.dead),
                                 app.dlq_topic.get_topic_name(), dict(Counter(d.reason for d in result.dead)))
+                shifts = track(events, result)
                 if previous is not None:
                     await previous  # batches are stored and published in order
-                previous = asyncio.ensure_future(finish(events, result))
+                previous = asyncio.ensure_future(finish(events, result, shifts))
                 yield len(events)
         finally:
             if previous is not None and not previous.done():
@@ -71,4 +105,9 @@ def register(app: faust.App) -> None:
                 except (asyncio.TimeoutError, Exception):  # noqa: BLE001
                     log.warning("stopping with one batch not stored: it will be re-read on restart")
 
+    @app.timer(settings.dynamics.expire_check_s)
+    async def schedule_expiry():
+        sweep_due.update(tp.partition for tp in app.consumer.assignment() if tp.topic == app.turns_topic.get_topic_name())
+
     app.score_turns = score_turns
+    app.conversations = conversations

@@ -322,7 +322,7 @@ def run_conversation(
 
 
 class ConversationTracker:
-    """The dynamics stage: one chat.scores event at a time → the conversation's new stored value and, on a
+    """The dynamics stage, run on each scored batch (`track`): the conversations' new stored values and, on a
     shift, a `sentiment_shift` alert candidate. Stored values are `ConversationState.to_dict()` plus the
     partition that owns them (`_partition`), so each partition can expire its own conversations."""
 
@@ -335,6 +335,27 @@ class ConversationTracker:
         new_state, shift = self.detector.update(state, event)
         value = {**new_state.to_dict(), "_partition": partition}
         return (None if value == stored else value), (self._alert(event, shift) if shift else None), shift
+
+    def track(self, scored, stored) -> tuple[dict[str, tuple[dict, tuple[int, int]]], list]:
+        """A scored batch (pipeline.ScoredTurn, in offset order) → (conversation → (value to store, (partition,
+        offset) of the turn that last changed it), sentiment_shift alert candidates). `stored(cid)` reads the
+        table; a conversation changed earlier in the batch continues from that change."""
+        changes: dict[str, tuple[dict, tuple[int, int]]] = {}
+        alerts = []
+        for s in scored:
+            f, t = s.scores, s.turn
+            if f.get("sentiment") is None or f.get("toxicity") is None:
+                continue  # model suite disabled: nothing to track
+            cid = t.conversation_id
+            event = {"conversation_id": cid, "turn_index": t.turn_index, "role": t.role, "ts": t.ts, "app": t.app,
+                     "model": {"name": t.model.name, "version": t.model.version},
+                     "sentiment": f["sentiment"], "toxicity": f["toxicity"]}
+            value, alert, _ = self.update(changes[cid][0] if cid in changes else stored(cid), event, s.partition)
+            if value is not None:
+                changes[cid] = (value, (s.partition, s.offset))
+            if alert is not None:
+                alerts.append(alert)
+        return changes, alerts
 
     def stale(self, items, partition: int, now: float) -> list[str]:
         """Conversations of `partition` idle for longer than ttl_s."""

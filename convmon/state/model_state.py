@@ -100,12 +100,18 @@ class ModelState:
         """Apply a batch of signals (each with the partition and offset it was read from)."""
         reports, alerts = [], []
         applied = 0
+        # A record carries a key's signals of one scored batch and is applied whole in one call: the rest of
+        # the record being applied goes on; a record at or before the last one applied is already in this state.
+        opened: set[tuple] = set()
         for m in signals:
             key = m.key
             if m.offset is not None:
                 done = self.applied.get(key)
-                if done is not None and done[0] == m.partition and m.offset <= done[1]:
+                record = (key, m.partition, m.offset)
+                if (done is not None and done[0] == m.partition and m.offset <= done[1]
+                        and record not in opened):
                     continue  # already in this state (re-delivered after a restart)
+                opened.add(record)
                 self.applied[key] = (m.partition, m.offset)
             recent = self.recent.setdefault(key, OrderedDict())
             if m.event_id in recent:

@@ -2,7 +2,7 @@
 
 Faust subscribes to an agent's source topic without creating it (and ignores it while it
 is missing), so the worker creates chat.turns, the DLQ, chat.scores, chat.alerts and the alert
-channels' outbox topics first.
+channels' outbox topics first, and checks that the conversations table is partitioned like chat.turns.
 """
 
 from __future__ import annotations
@@ -40,6 +40,21 @@ def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     if name == t.dlq:
         out["max.message.bytes"] = str(dlq_max_bytes(settings.worker.max_record_bytes))
     return out
+
+
+def check_copartitioned(settings: Settings, partitions: dict[str, int]) -> None:
+    """The conversations table lives beside chat.turns (agents/turns.py): its changelog must have as many
+    partitions as chat.turns, which may be a topic the chat backends created. Raises RuntimeError if not."""
+    t = settings.topics
+    changelog = changelog_topics(settings)[0]
+    have, table = partitions.get(t.turns), partitions.get(changelog)
+    if have and table and have != table:
+        raise RuntimeError(
+            f"{t.turns} has {have} partitions but {changelog} has {table}: the conversation state must be "
+            f"partitioned like {t.turns}. Set CONVMON_TOPICS__PARTITIONS={have} (topics.partitions) for a new "
+            f"deployment, or add partitions to {t.turns} to match; then delete {changelog} so the worker "
+            "recreates it (conversation state starts afresh)."
+        )
 
 
 def _reachable(bootstrap: str, deadline: float) -> bool:
@@ -106,6 +121,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
             if all(d.get("partitions") for d in described):
                 break
             time.sleep(0.2)
+        check_copartitioned(settings, {d["topic"]: len(d.get("partitions") or []) for d in described})
         return missing
     finally:
         admin.close()

@@ -56,7 +56,7 @@ def register(app: faust.App) -> None:
     rt = app.convmon_runtime
     cfg = rt.settings.worker
     watch = StallWatch(cfg.stall_after_s)
-    topics = {t.get_topic_name() for t in (app.turns_topic, app.scores_topic, app.alerts_topic, app.signals_topic)}
+    topics = {t.get_topic_name() for t in (app.turns_topic, app.alerts_topic, app.signals_topic)}  # the ones consumed
 
     @app.timer(min(5.0, cfg.stall_after_s / 4))
     async def watch_partitions():

@@ -48,7 +48,7 @@ def app(settings, monkeypatch):
     app.finalize()
     app.flow_control.resume()
     app.captured = {}
-    topics = {name: getattr(app, f"{name}_topic") for name in ("dlq", "scores", "alerts", "signals")}
+    topics = {name: getattr(app, f"{name}_topic") for name in ("dlq", "turns", "scores", "alerts", "signals")}
     topics["outbox:hook"] = app.outbox_topics["hook"]
     for name, topic in topics.items():
         captured = Captured()
@@ -164,30 +164,41 @@ def test_toxic_burst_becomes_alert_candidates_and_one_incident(app, monkeypatch)
     assert rows == [("notified", 1), ("suppressed", 29)]
 
 
-def test_dynamics_agent_raises_one_sentiment_shift_and_ignores_replays(app):
+def test_score_agent_tracks_conversations_raises_one_shift_and_ignores_replays(app):
+    """Dynamics run in the score stage: a friendly conversation that turns hostile gives one sentiment_shift
+    candidate, the re-delivered tail changes nothing, and the table change goes to the turn's partition."""
     from convmon.wire import decode_alert_record as alert_from_json
 
-    levels = [(0.6, 0.05), (0.5, 0.05), (0.55, 0.04), (0.6, 0.05), (-0.95, 0.9), (-0.9, 0.85)]
-    events = []
-    for i, (sent, tox) in enumerate(levels):
-        events.append({"event_id": f"e{i}", "conversation_id": "conv-shift", "turn_index": i,
-                       "role": "user" if i % 2 == 0 else "assistant", "ts": "2026-11-28T12:00:00Z",
-                       "app": "support-bot", "model": {"provider": "p", "name": "m", "version": "v1"},
-                       "sentiment": sent, "toxicity": tox})
+    texts = ["thanks so much, this is wonderful and exactly what I needed!",
+             "I'm really glad it helped, have a lovely day!",
+             "great, you are brilliant, I love how clear this is",
+             "happy to help, enjoy your trip!",
+             "you are a useless idiot and I hate you, this is garbage, shut up",
+             "you worthless moron, everything you say is stupid garbage"]
+    turns = make_turns(len(texts), text="{i}")
+    records = []
+    for i, (t, text) in enumerate(zip(turns, texts)):
+        d = t.model_dump(exclude_none=True)
+        d.update(text=text, conversation_id="conv-shift", turn_index=i, role="user" if i % 2 == 0 else "assistant")
+        records.append((b"conv-shift", json.dumps(d).encode()))
+    asyncio.run(_feed(app, records + records[3:], len(records) + 3))  # the tail re-delivered
 
-    async def feed():
-        async with app.track_conversations.test_context() as agent:
-            for e in events + events[3:]:  # the tail re-delivered
-                await agent.put(json.dumps(e).encode(), key=b"conv-shift")
-            return list(agent.results.values())
-
-    fired = [r for r in asyncio.run(feed()) if r is not None]
-    alerts = [alert_from_json(v) for _, v, _ in app.captured["alerts"].sent]
-    assert fired == [4] and len(alerts) == 1
-    a = alerts[0]
-    assert a.kind == "sentiment_shift" and a.conversation_id == "conv-shift" and a.turn_index == 4
+    shifts = [a for a in (alert_from_json(v) for _, v, _ in app.captured["alerts"].sent) if a.kind == "sentiment_shift"]
+    assert len(shifts) == 1
+    a = shifts[0]
+    assert a.turn_index == 4 and a.conversation_id.startswith("ps_")  # pseudonymised, as everywhere downstream
     assert a.details["before"] > 0 > a.details["after"]
-    assert app.conversations["conv-shift"]["last_turn_index"] == 5
+    (stored,) = [v for _, v in app.conversations.items()]
+    assert stored["last_turn_index"] == 5 and stored["_partition"] == 0
+
+
+def test_a_turn_without_a_key_goes_back_keyed_by_its_conversation(app):
+    """The contract asks for key = conversation_id; a valid turn without one is re-published keyed, not scored
+    on this partition (its conversation's dynamics live with that key's partition)."""
+    (t,) = make_turns(1)
+    assert asyncio.run(_feed(app, [(None, _raw(t))], 1)) == 1
+    assert app.captured["turns"].sent == [(t.conversation_id.encode(), _raw(t), {})]
+    assert app.captured["scores"].sent == [] and app.captured["dlq"].sent == []
 
 
 def test_skipped_offsets_are_read_again(app, monkeypatch):

@@ -116,6 +116,21 @@ def test_signals_redelivered_after_a_restart_are_not_counted_twice():
     assert (out["applied"], out["redelivered"]) == (10, 10)
 
 
+def test_a_record_of_several_signals_is_applied_whole_and_skipped_whole_when_redelivered():
+    """convmon.signals carries one record per key and scored batch: every signal of a record shares its offset."""
+    recs = [dict(rec(1_800_000_000 + i), _p=1, _o=10 + i // 5) for i in range(20)]  # 4 records of 5 signals
+    state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
+    assert state.process(as_signals(recs[:10]))["applied"] == 10
+    blob = state.snapshot(KEY)
+    again = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
+    again.restore(KEY, blob)
+    for r in recs[5:]:
+        r["id"] += "-rescored"  # the same turns scored again: only the offsets say what is applied
+    out = again.process(as_signals(recs[5:]))  # record 11 again, then 12 and 13
+    assert (out["applied"], out["redelivered"]) == (10, 5)
+    assert again.rates.turns[KEY] == 20
+
+
 def test_a_snapshot_stays_due_until_its_write_is_confirmed():
     """A snapshot write cut short (shutdown, ClickHouse error) must not leave the key marked clean: the
     shutdown snapshot would skip it and the next worker would resume from older state."""

@@ -61,3 +61,16 @@ def test_the_outbox_consumer_connects_with_the_workers_kafka_settings():
     assert "ssl_context" in a and "ssl_cafile" not in a
     assert "ssl_context" not in aiokafka_config(Settings().kafka)
     assert client_config(Settings().kafka)["security_protocol"] == "PLAINTEXT"
+
+
+def test_a_chat_turns_topic_partitioned_unlike_the_conversation_state_is_a_clear_error():
+    """Conversation dynamics live beside chat.turns (the table's changelog partition is the turn's): a chat.turns
+    created by the backends with another partition count would crash the worker at its first table write."""
+    from convmon.stream.topics import check_copartitioned
+
+    s = Settings(worker={"app_id": "cm"})
+    changelog = changelog_topics(s)[0]
+    check_copartitioned(s, {"chat.turns": 4, changelog: 4, "chat.alerts": 4})
+    with pytest.raises(RuntimeError, match="chat.turns has 6 partitions but cm-convmon-conversations-changelog has 4"
+                                           ".*CONVMON_TOPICS__PARTITIONS=6"):
+        check_copartitioned(s, {"chat.turns": 6, changelog: 4})

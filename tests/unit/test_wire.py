@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from convmon.alerting.model import Alert
 from convmon.alerting.rules import RuleSet
 from convmon.scoring.pii import PiiScorer
 from convmon.scoring.pipeline import ScoringPipeline
-from convmon.wire import ForgetIncident, Signal, decode_alert_record, encode_alert
+from convmon.wire import ForgetIncident, Signal, decode_alert_record, decode_signals, encode_alert, encode_signals
 from tests.unit.test_store import make_turns
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -54,18 +55,28 @@ def test_a_score_event_that_breaks_the_contract_is_caught_by_the_schema():
 
 
 def test_signals_match_their_schema_and_read_back_as_written():
+    """One record per model-version key and batch, each signal back as written, with the record's position."""
     v = validator("signal.schema.json")
     thresholds = {"toxicity": 0.5, "jailbreak": 0.8}
-    for i, s in enumerate(scored_turns()):
-        sig = Signal.from_scored(s, thresholds)
-        key, value = sig.encode()
+    turns = scored_turns()
+    sigs = [Signal.from_scored(s, thresholds) for s in turns]
+    sigs[2] = dataclasses.replace(sigs[2], key=("app-b", "m", "v2", "user"))
+    keys = list(dict.fromkeys(s.key for s in sigs))
+    assert len(keys) == 3  # user and assistant turns of one version, and another app
+    records = encode_signals(sigs)
+    assert [tuple(k.decode().split("|")) for k, _ in records] == keys
+    back = []
+    for offset, (_, value) in enumerate(records):
         v.validate(json.loads(value))
-        back = Signal.decode(value, partition=3, offset=100 + i)
-        assert key.decode().split("|") == list(sig.key)
-        assert (back.key, back.event_id, back.toxicity, back.toxic, back.jailbreak_hit, back.policy_hit, back.pii) == \
+        back += decode_signals(value, partition=3, offset=100 + offset)
+    assert all((b.partition, b.offset) == (3, 100 + keys.index(b.key)) for b in back)
+    by_id = {b.event_id: b for b in back}
+    assert [b.event_id for b in back if b.key == keys[0]] == [s.event_id for s in sigs if s.key == keys[0]]  # in order
+    for sig, s in zip(sigs, turns):
+        b = by_id[sig.event_id]
+        assert (b.key, b.event_id, b.toxicity, b.toxic, b.jailbreak_hit, b.policy_hit, b.pii) == \
             (sig.key, sig.event_id, sig.toxicity, sig.toxic, sig.jailbreak_hit, sig.policy_hit, sig.pii)
-        assert (back.partition, back.offset) == (3, 100 + i)
-        np.testing.assert_allclose(back.embedding.astype(np.float32), s.extras["embedding"], atol=2e-2)
+        np.testing.assert_allclose(b.embedding.astype(np.float32), s.extras["embedding"], atol=2e-2)
     decisions = [Signal.from_scored(s, thresholds) for s in scored_turns()]
     assert [d.toxic for d in decisions] == [False, False, False, True, True, True]  # the suite's one threshold
     assert [d.jailbreak_hit for d in decisions] == [False, False, True, False, False, False]
@@ -74,8 +85,12 @@ def test_signals_match_their_schema_and_read_back_as_written():
 def test_signals_written_by_an_earlier_release_are_still_read():
     legacy = {"k": ["a", "m", "v1", "user"], "ts": 1.8e9, "id": "e1", "tox": 0.2, "sent": 0.1, "jb": 0.0,
               "tox_hit": False, "jb_hit": False, "pol_hit": True, "pii": False, "emb": None}
-    s = Signal.decode(json.dumps(legacy).encode())
+    (s,) = decode_signals(json.dumps(legacy).encode())
     assert (s.key, s.event_id, s.toxicity, s.policy_hit, s.embedding) == (("a", "m", "v1", "user"), "e1", 0.2, True, None)
+    v1 = {"v": 1, "key": ["a", "m", "v1", "user"], "ts": 1.8e9, "event_id": "e2", "toxicity": 0.3, "sentiment": 0.1,
+          "jailbreak": 0.0, "toxic": False, "jailbreak_hit": False, "policy_hit": False, "pii": True, "embedding": None}
+    (s,) = decode_signals(json.dumps(v1).encode(), 1, 7)  # one signal per record, as the previous release wrote
+    assert (s.key, s.event_id, s.pii, s.partition, s.offset) == (("a", "m", "v1", "user"), "e2", True, 1, 7)
 
 
 def test_alert_records_match_their_schema_and_read_back_as_written():
