@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ import numpy as np
 from .alerting.model import KINDS, Alert
 
 SIGNAL_VERSION = 2  # 1: one signal per record (still read)
+EMBEDDING_DIM = 384  # the drift embedding: mean-pooled MiniLM hidden states (scoring/suite.py)
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -101,11 +103,37 @@ def encode_signals(signals: list[Signal]) -> list[tuple[bytes, bytes]]:
 
 
 def decode_signals(raw: bytes, partition: Optional[int] = None, offset: Optional[int] = None) -> list[Signal]:
-    """Every signal in a record, each with the record's partition and offset; reads version 1 too."""
-    d = json.loads(raw)
-    if d.get("v") == SIGNAL_VERSION:
-        return [Signal.from_dict(d["key"], e, partition, offset) for e in d["signals"]]
-    return [Signal.decode(raw, partition, offset)]
+    """Every signal in a record, each with the record's partition and offset; reads version 1 too. Raises
+    InvalidRecord when the record is not one convmon writes: the per-model-version state must never apply
+    half a record or a value it cannot hold (a producer on convmon.signals is not trusted)."""
+    try:
+        d = json.loads(raw)
+        if not isinstance(d, dict):
+            raise InvalidRecord("not a JSON object")
+        out = ([Signal.from_dict(d["key"], e, partition, offset) for e in d["signals"]] if d.get("v") == SIGNAL_VERSION
+               else [Signal.decode(raw, partition, offset)])
+    except InvalidRecord:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # binascii.Error is a ValueError
+        raise InvalidRecord(f"not a signal record ({type(e).__name__})") from None
+    if not out:
+        raise InvalidRecord("no signals")
+    for s in out:
+        _check_signal(s)
+    return out
+
+
+def _check_signal(s: Signal) -> None:
+    if len(s.key) != 4 or not all(isinstance(k, str) for k in s.key):
+        raise InvalidRecord("key is not four strings")
+    if not math.isfinite(s.ts) or not isinstance(s.event_id, str) or not s.event_id:
+        raise InvalidRecord("bad ts or event_id")
+    for name, lo in (("toxicity", 0.0), ("jailbreak", 0.0), ("sentiment", -1.0)):
+        v = getattr(s, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= 1.0):
+            raise InvalidRecord(f"{name} is not a score")
+    if s.embedding is not None and (s.embedding.shape != (EMBEDDING_DIM,) or not np.isfinite(s.embedding).all()):
+        raise InvalidRecord(f"embedding is not {EMBEDDING_DIM} finite float16 values")
 
 
 @dataclass(frozen=True)

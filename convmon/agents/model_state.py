@@ -9,19 +9,25 @@ so a worker killed without warning resumes with every committed signal counted o
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
 from .. import wire
-from ..state.model_state import ModelState, SnapshotKeeper
+from ..batch import dlq_max_bytes
+from ..state.model_state import ModelState, SnapshotKeeper, read_signals
 from ..store.model_state import result_rows
-from ..stream.runner import micro_batches, off_loop, send_all, store_all
+from ..stream.runner import micro_batches, off_loop, raw_records, send_all, store_all
+
+
+log = logging.getLogger(__name__)
 
 
 def register(app: faust.App) -> None:
     rt = app.convmon_runtime
     cfg = rt.settings.worker
+    dlq_bytes = dlq_max_bytes(cfg.max_record_bytes)
     state = app.convmon_model_state = ModelState.from_settings(cfg, rt.rules)
     executor = ThreadPoolExecutor(1, thread_name_prefix="convmon-state")
 
@@ -35,7 +41,11 @@ def register(app: faust.App) -> None:
         await rt.sink.open()
         await keeper.start()
         async for events in micro_batches(app, stream, cfg.batch_size, cfg.batch_within_s, rt.metrics):
-            signals = [s for ev in events for s in wire.decode_signals(ev.value, ev.message.partition, ev.message.offset)]
+            signals, dead = read_signals(raw_records(events))
+            if dead:  # not signal records (a broken or hostile producer): dead-lettered, the state goes on
+                log.warning("dead-lettered %d records of convmon.signals that are not signal records", len(dead))
+                rt.metrics.dlq.labels("invalid_signal_record").inc(len(dead))
+                await send_all((app.dlq_topic, *d.message(dlq_bytes)) for d in dead)
             await keeper.restore_new(m.key for m in signals)
             out = await off_loop(executor, rt.metrics, "state_and_drift", state.process, signals)
             # Every key this batch changed is snapshotted before the batch's offsets are committed (they are

@@ -20,6 +20,7 @@ import numpy as np
 
 from .fields import ScoreField
 from ..contract import ChatTurn
+from ..wire import EMBEDDING_DIM
 from .base import ScoreFields
 from .normalize import normalize
 
@@ -45,7 +46,7 @@ def default_model_dir() -> Path:
 
 @dataclass
 class SuiteOutput:
-    embedding: np.ndarray  # [n, 384] float32, L2-normalised
+    embedding: np.ndarray  # [n, EMBEDDING_DIM] float32, L2-normalised
     toxicity: np.ndarray  # [n]
     sentiment_probs: np.ndarray  # [n, 3] negative, neutral, positive
     jailbreak: np.ndarray  # [n]
@@ -214,7 +215,7 @@ class SuiteModel:
         n = len(texts)
         if n == 0:
             z = np.zeros((0,), np.float32)
-            return SuiteOutput(np.zeros((0, 384), np.float32), z, np.zeros((0, 3), np.float32), z,
+            return SuiteOutput(np.zeros((0, EMBEDDING_DIM), np.float32), z, np.zeros((0, 3), np.float32), z,
                                np.zeros((0, len(self.policy_ids)), np.float32))
         return SuiteOutput(out["text_embedding"], out["toxicity"], out["sentiment_probs"], out["jailbreak"], out["policy"])
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..alerting.model import Alert
 from ..store import model_state as stored
-from ..wire import Signal
+from ..batch import DeadLetter, RawRecord
+from ..wire import InvalidRecord, Signal, decode_signals
 from . import snapshot as snapshots
 from .drift import DriftConfig, DriftMonitor, Reference
 from .rates import RateMonitor
@@ -199,6 +200,18 @@ class ModelState:
         a = self.rules.make_alert("embedding_drift", ctx, summary, r.to_dict(),
                                   source_id=f"{'|'.join(key)}:{r.kind}:{r.turn_end}")
         return [a] if a is not None else []
+
+
+def read_signals(records: "list[RawRecord]") -> tuple[list[Signal], list[DeadLetter]]:
+    """convmon.signals records → their signals, in order, and the records that are not signal records
+    (dead-lettered with reason invalid_signal_record: the state goes on without them)."""
+    signals, dead = [], []
+    for r in records:
+        try:
+            signals += decode_signals(r.value, r.partition, r.offset)
+        except InvalidRecord as e:
+            dead.append(DeadLetter(r, "invalid_signal_record", str(e)))
+    return signals, dead
 
 
 def restore_stored(state: ModelState, key: tuple, raw, metrics=None) -> bool:

@@ -230,6 +230,35 @@ def test_skipped_offsets_are_read_again(app, monkeypatch):
     assert metrics.get_sample_value("convmon_offset_gaps_total", {"topic": app.turns_topic.get_topic_name()}) == 1
 
 
+def test_model_state_agent_dead_letters_what_is_not_a_signal_record_and_goes_on(app):
+    """A broken or hostile producer on convmon.signals: each bad record reaches the DLQ with its reason, and the
+    good records around it are applied (garbage used to crash the model-state agent)."""
+    from convmon.wire import Signal, encode_signals
+
+    good = [Signal(("a", "m", "v1", "user"), 1.8e9 + i, f"e{i}", 0.1, 0.2, 0.0, False, False, False, False)
+            for i in range(4)]
+    ((key, value),) = encode_signals(good)
+    entry = json.loads(value)["signals"][0]
+    bad = [b"{not json", b"[1, 2]", json.dumps({"v": 2, "key": ["a", "m"], "signals": [entry]}).encode(),
+           json.dumps({"v": 2, "key": ["a", "m", "v1", "user"], "signals": [dict(entry, toxicity=7)]}).encode(),
+           json.dumps({"v": 2, "key": ["a", "m", "v1", "user"], "signals": [dict(entry, embedding="AAAA")]}).encode(),
+           json.dumps({"v": 2, "key": ["a", "m", "v1", "user"], "signals": []}).encode()]
+
+    async def feed():
+        async with app.model_state.test_context() as agent:
+            for v in bad[:3] + [value] + bad[3:]:
+                await agent.put(v, key=key)
+            for _ in range(1200):  # up to 60 s on a loaded machine; ends as soon as done
+                if sum(agent.results.values()) >= len(bad) + 1:
+                    break
+                await asyncio.sleep(0.05)
+
+    asyncio.run(feed())
+    dead = app.captured["dlq"].sent
+    assert [v for _, v, _ in dead] == bad and {h["convmon.reason"] for _, _, h in dead} == {b"invalid_signal_record"}
+    assert app.convmon_model_state.rates.turns[("a", "m", "v1", "user")] == 4
+
+
 def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_rows(app, tmp_path):
     """At start the model-state agent restores every stored snapshot from ClickHouse: a valid JSON one
     resumes its key (counters carry on), a legacy pickle row (here one that would write a file) is skipped
