@@ -93,7 +93,7 @@ class BatchResult:
             "dlq": [d.message(dlq_bytes) for d in self.dead],
             "turns": [(r.key, r.value, None) for r in self.rekeyed],
             "scores": [(s.turn.conversation_id.encode(), s.event_bytes(), None) for s in self.scored],
-            "signals": [(k, v, None) for k, v in encode_signals([Signal.from_scored(s, thresholds) for s in self.scored])],
+            "signals": [(k, v, None) for k, v in encode_signals([Signal.from_scored(s) for s in self.scored])],
             "alerts": [(*encode_alert(a), None) for a in turn_alerts(rules, self.scored, thresholds, policy_thresholds)],
         }
 

@@ -39,7 +39,7 @@ class Signal:
     toxicity: Optional[float]
     sentiment: Optional[float]
     jailbreak: Optional[float]
-    toxic: bool  # toxicity at or above its threshold (the suite's one decision, also used by alerts)
+    toxic: bool  # the suite's toxicity_hit: its one 'toxic' decision (also read by alerts)
     jailbreak_hit: bool
     policy_hit: bool
     pii: bool
@@ -48,15 +48,14 @@ class Signal:
     offset: Optional[int] = None
 
     @classmethod
-    def from_scored(cls, scored, thresholds: dict) -> "Signal":
+    def from_scored(cls, scored) -> "Signal":
+        """The scorers' own hit decisions (scoring/fields.py ScoreField.hit), never a threshold applied again."""
         t, f = scored.turn, scored.scores
-        tox, jb = f.get("toxicity"), f.get("jailbreak")
         emb = scored.extras.get("embedding")
         return cls(
             key=(t.app, t.model.name, t.model.version, t.role), ts=t.timestamp.timestamp(), event_id=t.event_id,
-            toxicity=tox, sentiment=f.get("sentiment"), jailbreak=jb,
-            toxic=tox is not None and tox >= thresholds.get("toxicity", 1.1),
-            jailbreak_hit=jb is not None and jb >= thresholds.get("jailbreak", 1.1),
+            toxicity=f.get("toxicity"), sentiment=f.get("sentiment"), jailbreak=f.get("jailbreak"),
+            toxic=bool(f.get("toxicity_hit")), jailbreak_hit=bool(f.get("jailbreak_hit")),
             policy_hit=bool(f.get("policy_hits")), pii=bool(f.get("pii")),
             embedding=None if emb is None else np.asarray(emb, np.float16),
         )

@@ -211,14 +211,14 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
     models_dir = Path(settings.scoring.models_dir or default_model_dir())
     thresholds = json.loads((models_dir / "manifest.json").read_text())["suite"]["thresholds"]
     t_tox, t_jb = float(thresholds["toxicity"]), float(thresholds["jailbreak"])
-    (tox, jb, pol, neg, n_scored), = q(
-        f"SELECT countIf(toxicity >= {t_tox}), countIf(role = 'user' AND jailbreak >= {t_jb}), "
+    (tox, jb, pol, neg, n_scored), = q(  # the decisions as the suite made them (stored: toxicity_hit, jailbreak_hit)
+        f"SELECT countIf(toxicity_hit), countIf(role = 'user' AND jailbreak_hit), "
         f"countIf(length(policy_hits) > 0), countIf(sentiment_label = 'negative'), countIf(toxicity IS NOT NULL) "
         f"FROM turns FINAL WHERE {where}")
     out.append(f"    scored by the model suite {n_scored}; toxic (≥{t_tox:.2f}) {tox}; jailbreak attempts (≥{t_jb:.2f}) {jb}; "
                f"policy hits {pol}; negative sentiment {neg}")
     for conv, idx, tox_s, red in q(f"SELECT conversation_id, turn_index, toxicity, text_redacted FROM turns FINAL "
-                                   f"WHERE {where} AND toxicity >= {t_tox} ORDER BY toxicity DESC LIMIT 2"):
+                                   f"WHERE {where} AND toxicity_hit ORDER BY toxicity DESC LIMIT 2"):
         out.append(f"    e.g. toxic {tox_s:.2f} {conv}#{idx}: {red[:80]}")
     out.append("")
     out.append("  alerts (after dedup and grouping; no channel configured in the demo):")

@@ -133,27 +133,37 @@ def default_rules_text() -> str:
 
 
 def turn_alerts(rules: RuleSet, scored: Sequence, thresholds: dict[str, float], policy_thresholds: dict[str, float]):
-    """Single-turn alert candidates (toxic_turn, jailbreak_attempt, policy_violation) for scored turns."""
+    """Single-turn alert candidates (toxic_turn, jailbreak_attempt, policy_violation) for scored turns.
+
+    A turn alerts on the scorer's own hit decision (toxicity_hit, jailbreak_hit, policy_hits: the suite's
+    calibrated thresholds, the same decision rates and windows count). A rule may set its own `threshold`
+    (rules.toml) to alert at another level for its scope; then that rule alone compares the score with it.
+    `thresholds` / `policy_thresholds` (the suite's) only name the level in the alert text."""
     out = []
     for s in scored:
         t, f = s.turn, s.scores
         ctx = {"app": t.app, "model_name": t.model.name, "model_version": t.model.version, "role": t.role,
                "conversation_id": t.conversation_id, "turn_index": t.turn_index, "ts": t.timestamp}
-        checks = []
+        checks = []  # (kind, signal, score, the scorer's decision, the suite's threshold)
         if f.get("toxicity") is not None:
-            checks.append(("toxic_turn", "toxicity", f["toxicity"], thresholds.get("toxicity")))
+            checks.append(("toxic_turn", "toxicity", f["toxicity"], f.get("toxicity_hit"), thresholds.get("toxicity")))
         if f.get("jailbreak") is not None and t.role == "user":
-            checks.append(("jailbreak_attempt", "jailbreak", f["jailbreak"], thresholds.get("jailbreak")))
+            checks.append(("jailbreak_attempt", "jailbreak", f["jailbreak"], f.get("jailbreak_hit"),
+                           thresholds.get("jailbreak")))
         for pid, score in (f.get("policy_scores") or {}).items():
-            checks.append(("policy_violation", pid, score, policy_thresholds.get(pid)))
-        for kind, signal, score, default_threshold in checks:
+            checks.append(("policy_violation", pid, score, pid in (f.get("policy_hits") or ()), policy_thresholds.get(pid)))
+        for kind, signal, score, hit, suite_threshold in checks:
             rule = rules.get(kind, ctx)
             if rule is None:
                 continue
-            threshold = rule.threshold if rule.threshold is not None else default_threshold
-            if threshold is None or score < threshold:
+            if rule.threshold is not None:
+                threshold, fires = rule.threshold, score >= rule.threshold
+            else:
+                threshold, fires = suite_threshold, bool(hit)
+            if not fires:
                 continue
-            summary = (f"{signal} {score:.2f} ≥ {threshold:.2f} on {t.role} turn {t.turn_index} of conversation "
+            level = f" ≥ {threshold:.2f}" if threshold is not None else ""
+            summary = (f"{signal} {score:.2f}{level} on {t.role} turn {t.turn_index} of conversation "
                        f"{t.conversation_id} ({t.app}, {t.model.name} {t.model.version})")
             alert = rules.make_alert(kind, {**ctx, **({"policy": signal} if kind == "policy_violation" else {})},
                                      summary, {"signal": signal, "score": round(float(score), 4),

@@ -1,7 +1,7 @@
 """One home per score: each scorer declares the fields it adds to the score record.
 
 A `ScoreField` names the field, its JSON Schema (the chat.scores contract), its value when the scorer
-is off, and its ClickHouse column type (the `turns` table). Derived from the declarations, so they
+is off, its ClickHouse column type (the `turns` table), and whether it is the scorer's hit decision. Derived from the declarations, so they
 cannot disagree: the pipeline's defaults (scoring/pipeline.py), the score columns of a `turns` row
 (store/turns.py) and the score part of schemas/score_event.schema.json (written by
 `python -m convmon.scoring.fields`, checked by tests/unit/test_wire.py), and a test checks the column
@@ -26,6 +26,10 @@ class ScoreField:
     column: Optional[str]  # ClickHouse type in `turns`; None: not stored
     required: bool = True  # always present on chat.scores (False: only when set, e.g. text_raw)
     description: str = ""
+    # True: this field is the scorer's yes/no decision on the turn (truthy = hit; None = not scored). Signals,
+    # rates, minute windows and alerts read it instead of re-applying a threshold (alerting/rules.py says
+    # where a rule may set its own).
+    hit: bool = False
 
 
 def declared() -> list[ScoreField]:
@@ -39,6 +43,11 @@ def declared() -> list[ScoreField]:
     if len(set(names)) != len(names):
         raise ValueError(f"two scorers declare the same score field: {names}")
     return out
+
+
+def hit_fields() -> list[str]:
+    """The fields that carry a scorer's decision (`ScoreField.hit`)."""
+    return [f.name for f in declared() if f.hit]
 
 
 def defaults() -> dict[str, Any]:

@@ -39,9 +39,9 @@ class OfflineScorer:
         th, pth, s = self.model.thresholds, self.model.policy_thresholds, row[KEY]
         lines = []
         for name, what in (("toxicity", "toxic"), ("jailbreak", "jailbreak / prompt-injection attempt")):
-            v, t = s[name], th[name]
-            lines.append(f"{name:<22} {v:6.3f}  {'≥' if v >= t else '<'} {t:.3f}  → "
-                         + (what.upper() if v >= t else f"not {what.split(' /')[0]}"))
+            v, t, hit = s[name], th[name], s[f"{name}_hit"]  # the scorer's decision, as the worker makes it
+            lines.append(f"{name:<22} {v:6.3f}  {'≥' if hit else '<'} {t:.3f}  → "
+                         + (what.upper() if hit else f"not {what.split(' /')[0]}"))
         lines.append(f"{'sentiment':<22} {s['sentiment']:+6.3f}  (−1 … +1)  → {s['sentiment_label']}")
         for pid, v in s["policy_scores"].items():
             t = pth[pid]

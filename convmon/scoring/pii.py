@@ -565,7 +565,7 @@ class PiiScorer:
     version = "pii-2"
     FIELDS = (
         ScoreField("pii", {"type": "array", "items": {"enum": list(PII_TYPES)}}, [], "Array(LowCardinality(String))",
-                   description="types of PII and secrets found"),
+                   description="types of PII and secrets found", hit=True),
         ScoreField("pii_count", {"type": "integer", "minimum": 0}, 0, "UInt16"),
         ScoreField("text_redacted", {"type": "string"}, "", "String",
                    description="NFKC-normalised text with every PII/secret finding replaced by [TYPE]"),

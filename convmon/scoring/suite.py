@@ -234,6 +234,8 @@ class SuiteModel:
                     "jailbreak": round(float(o.jailbreak[i]), 4),
                     "policy_scores": policy_scores,
                     "policy_hits": [pid for pid, s in policy_scores.items() if s >= self.policy_thresholds[pid]],
+                    "toxicity_hit": bool(o.toxicity[i] >= self.thresholds["toxicity"]),
+                    "jailbreak_hit": bool(o.jailbreak[i] >= self.thresholds["jailbreak"]),
                 }
             )
         return rows, o.embedding
@@ -252,7 +254,12 @@ class SuiteScorer:
         ScoreField("policy_scores", {"type": "object", "additionalProperties": {"type": "number", "minimum": 0,
                                                                                "maximum": 1}},
                    {}, "Map(LowCardinality(String), Float32)"),
-        ScoreField("policy_hits", {"type": "array", "items": {"type": "string"}}, [], "Array(LowCardinality(String))"),
+        ScoreField("policy_hits", {"type": "array", "items": {"type": "string"}}, [], "Array(LowCardinality(String))",
+                   description="policies at or above their calibrated threshold", hit=True),
+        ScoreField("toxicity_hit", {"type": ["boolean", "null"]}, None, "Nullable(Bool)", hit=True,
+                   description="toxicity at or above the suite's calibrated threshold: the one 'toxic' decision"),
+        ScoreField("jailbreak_hit", {"type": ["boolean", "null"]}, None, "Nullable(Bool)", hit=True,
+                   description="jailbreak at or above the suite's calibrated threshold"),
     )
 
     def __init__(self, model_dir: Optional[Path] = None, threads: int = 1, in_child_process: bool = False):

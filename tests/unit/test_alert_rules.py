@@ -1,16 +1,23 @@
 import pytest
 
 from convmon.alerting.incidents import IncidentBook
-from convmon.alerting.rules import RuleSet, turn_alerts
+from convmon.alerting.rules import default_rules_text, RuleSet, turn_alerts
 from convmon.scoring.pii import PiiScorer
 from convmon.scoring.pipeline import ScoringPipeline
 from tests.unit.test_store import make_turns
 
 
 class FixedScores:
+    """Fixed model scores, with the hit decisions a suite calibrated at THRESHOLDS would make (unless given)."""
+
     name, version = "fixed", "fixed-1"
 
     def __init__(self, **scores):
+        for signal in ("toxicity", "jailbreak"):
+            if scores.get(signal) is not None:
+                scores.setdefault(f"{signal}_hit", scores[signal] >= THRESHOLDS[signal])
+        scores.setdefault("policy_hits", [p for p, v in scores.get("policy_scores", {}).items()
+                                          if v >= POLICY_THRESHOLDS[p]])
         self.scores = scores
 
     def score(self, turns):
@@ -23,6 +30,7 @@ def scored(n, **scores):
 
 
 THRESHOLDS = {"toxicity": 0.5, "jailbreak": 0.5}
+POLICY_THRESHOLDS = {"climate_science": 0.8}
 
 
 def test_default_rules_load_and_cover_every_kind():
@@ -56,6 +64,21 @@ def test_single_turn_candidates_respect_thresholds_and_roles():
     assert [a.alert_id for a in again] == [a.alert_id for a in alerts]
     for a in alerts:
         assert "hello" not in a.summary  # never the chat text
+
+
+def test_a_turn_alerts_on_the_scorers_decision_unless_its_rule_sets_a_threshold(tmp_path):
+    """One decision: a score above the suite's threshold but not a hit (as the scorer decided) does not alert;
+    a rule with its own `threshold` compares the score with it, for its scope only."""
+    rules = RuleSet.load()
+    undecided = scored(2, toxicity=0.95, toxicity_hit=False)
+    assert [a for a in turn_alerts(rules, undecided, THRESHOLDS, {}) if a.kind == "toxic_turn"] == []
+    p = tmp_path / "rules.toml"
+    p.write_text(default_rules_text() + '\n[[rules]]\nkind = "toxic_turn"\n'
+                 '  [[rules.overrides]]\n  match = { app = "app-a" }\n  threshold = 0.9\n')
+    own = RuleSet.load(p)
+    fired = [a for a in turn_alerts(own, undecided, THRESHOLDS, {}) if a.kind == "toxic_turn"]
+    assert len(fired) == 2 and fired[0].details["threshold"] == 0.9
+    assert [a for a in turn_alerts(own, scored(2, toxicity=0.6), THRESHOLDS, {}) if a.kind == "toxic_turn"] == []
 
 
 def test_a_burst_of_500_toxic_turns_in_one_conversation_is_one_page():

@@ -93,7 +93,7 @@ def demo(chdb_path):
                                            "ts": s.turn.timestamp}, "shift", shift.to_dict(), str(shift.turn_index)))
     # per-model-version state: windows from the scored turns, drift from a scripted version switch
     state = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(grace_s=0, clock=LATER), rules)
-    out = state.process([Signal.from_scored(s, thresholds) for s in result.scored])
+    out = state.process([Signal.from_scored(s) for s in result.scored])
     windows, reports, pinned = list(out["windows"]), list(out["reports"]), list(out["pinned"])
     alerts += out["alerts"]
     rng = np.random.default_rng(0)
@@ -101,7 +101,7 @@ def demo(chdb_path):
     for i in range(900):
         v = styles[0 if i < 500 else 1] + 0.9 * rng.normal(size=384)
         version = "2024-07-18" if i < 500 else "2025-01-01"
-        m = dataclasses.replace(Signal.from_scored(result.scored[0], thresholds),
+        m = dataclasses.replace(Signal.from_scored(result.scored[0]),
                                 key=("support-bot", "gpt-4o-mini", version, "assistant"), event_id=f"synthetic-{i}",
                                 ts=(NOW - timedelta(seconds=5400 - i * 5)).timestamp(),
                                 embedding=(v / np.linalg.norm(v)).astype(np.float16))

@@ -32,7 +32,8 @@ def scored_turns(n=6):
     for i, s in enumerate(out):
         s.scores.update(toxicity=float(i) / n, sentiment=-0.5 + 0.2 * i, sentiment_label="neutral",
                         jailbreak=0.9 if i == 2 else 0.1, policy_scores={"climate_science": 0.2},
-                        policy_hits=["climate_science"] if i == 3 else [])
+                        policy_hits=["climate_science"] if i == 3 else [],
+                        toxicity_hit=float(i) / n >= 0.5, jailbreak_hit=i == 2)  # the suite's decisions
         s.extras["embedding"] = rng.normal(size=384).astype(np.float32)
     return out
 
@@ -57,9 +58,8 @@ def test_a_score_event_that_breaks_the_contract_is_caught_by_the_schema():
 def test_signals_match_their_schema_and_read_back_as_written():
     """One record per model-version key and batch, each signal back as written, with the record's position."""
     v = validator("signal.schema.json")
-    thresholds = {"toxicity": 0.5, "jailbreak": 0.8}
     turns = scored_turns()
-    sigs = [Signal.from_scored(s, thresholds) for s in turns]
+    sigs = [Signal.from_scored(s) for s in turns]
     sigs[2] = dataclasses.replace(sigs[2], key=("app-b", "m", "v2", "user"))
     keys = list(dict.fromkeys(s.key for s in sigs))
     assert len(keys) == 3  # user and assistant turns of one version, and another app
@@ -77,8 +77,8 @@ def test_signals_match_their_schema_and_read_back_as_written():
         assert (b.key, b.event_id, b.toxicity, b.toxic, b.jailbreak_hit, b.policy_hit, b.pii) == \
             (sig.key, sig.event_id, sig.toxicity, sig.toxic, sig.jailbreak_hit, sig.policy_hit, sig.pii)
         np.testing.assert_allclose(b.embedding.astype(np.float32), s.extras["embedding"], atol=2e-2)
-    decisions = [Signal.from_scored(s, thresholds) for s in scored_turns()]
-    assert [d.toxic for d in decisions] == [False, False, False, True, True, True]  # the suite's one threshold
+    decisions = [Signal.from_scored(s) for s in scored_turns()]
+    assert [d.toxic for d in decisions] == [False, False, False, True, True, True]  # the suite's own decision
     assert [d.jailbreak_hit for d in decisions] == [False, False, True, False, False, False]
 
 
