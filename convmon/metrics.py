@@ -88,14 +88,14 @@ class _LiveCollector:
         except Exception:  # not started yet / rebalancing
             pass
         yield lag
-        sink = self.app.convmon_runtime.sink
+        sink = self.app.convmon.runtime.sink
         g = GaugeMetricFamily("convmon_store_consecutive_failures", "ClickHouse write attempts failing right now")
         g.add_metric([], float(sink.failures))
         yield g
         g = GaugeMetricFamily("convmon_store_rows_written", "Rows written to ClickHouse since start")
         g.add_metric([], float(sink.rows_written))
         yield g
-        dispatchers = getattr(self.app, "convmon_dispatchers", {})
+        dispatchers = self.app.convmon.dispatchers
         stats = {n: s for d in dispatchers.values() for n, s in d.stats().items()}
         for name, metric, help_ in (
                 ("delivered", "convmon_channel_delivered", "Notifications delivered"),

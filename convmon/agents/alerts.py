@@ -25,14 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def register(app: faust.App) -> None:
-    rt = app.convmon_runtime
+    rt = app.convmon.runtime
     settings = rt.settings
-    outboxes = app.outbox_topics  # channel name → its outbox topic (agents/delivery.py)
+    outboxes = app.convmon.topics.outboxes  # channel name → its outbox topic (agents/delivery.py)
     stage = AlertStage(rt.rules, list(outboxes), settings.alerting.incident_retention_s)
     incidents = app.Table(INCIDENTS_TABLE, partitions=settings.topics.partitions, key_type=str)
     dlq_bytes = dlq_max_bytes(settings.worker.max_record_bytes)
 
-    @app.agent(app.alerts_topic, name="convmon.alerts", concurrency=1)
+    @app.agent(app.convmon.topics.alerts, name="convmon.alerts", concurrency=1)
     async def handle_alerts(stream):
         cfg = settings.worker
         # a short window: an alert waits at most 50 ms for others to share its insert
@@ -41,7 +41,7 @@ def register(app: faust.App) -> None:
             if out.dead:  # not alert records (a hostile or broken producer): dead-lettered, alerting goes on
                 log.warning("dead-lettered %d records of chat.alerts that are not alert records", len(out.dead))
                 rt.metrics.dlq.labels("invalid_alert_record").inc(len(out.dead))
-                await send_all((app.dlq_topic, *d.message(dlq_bytes)) for d in out.dead)
+                await send_all((app.convmon.topics.dlq, *d.message(dlq_bytes)) for d in out.dead)
             await send_all((outboxes[name], key, body) for name, key, body in out.outbox)  # Kafka has every page…
             for i, key, state in out.changes:  # …before any incident records it as notified
                 with processing(events[i]):  # the incidents changelog record goes to this event's partition
@@ -61,8 +61,7 @@ def register(app: faust.App) -> None:
     async def sweep_incidents():
         records = stage.sweep(lambda: list(incidents.items()), incidents.get, app.consumer_generation_id, time.time())
         for key, value in records:
-            await app.alerts_topic.send(key=key, value=value)
+            await app.convmon.topics.alerts.send(key=key, value=value)
 
-    app.handle_alerts = handle_alerts
-    app.incidents = incidents
-    app.sweep_incidents = sweep_incidents
+    app.convmon.agents["handle_alerts"] = handle_alerts
+    app.convmon.tables["incidents"] = incidents

@@ -12,6 +12,7 @@ from ..config import Settings
 from ..kafka_clients import faust_credentials
 from ..runtime import Runtime, build_runtime
 from ..stream.consumer import App
+from ..stream.wiring import Topics, Wiring
 
 
 def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.App:
@@ -34,16 +35,18 @@ def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.A
         datadir=str(settings.var / "faust"),
         autodiscover=False,
     )
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    topics = settings.topics
-    app.turns_topic = app.topic(topics.turns, partitions=topics.partitions, **raw)
-    app.dlq_topic = app.topic(topics.dlq, partitions=topics.partitions, **raw)
-    app.scores_topic = app.topic(topics.scores, partitions=topics.partitions, **raw)
-    app.alerts_topic = app.topic(topics.alerts, partitions=topics.partitions, **raw)
-    app.signals_topic = app.topic(topics.signals, partitions=topics.partitions, **raw)
-    app.outbox_topics = {name: app.topic(t, partitions=topics.partitions, **raw)  # written here, read by delivery
-                         for name, t in outbox.topic_names(topics.outbox_prefix, settings.alerting.channels).items()}
-    app.convmon_runtime = runtime or build_runtime(settings)
+    t = settings.topics
+
+    def topic(name: str):
+        return app.topic(name, partitions=t.partitions, key_serializer="raw", value_serializer="raw")
+
+    app.convmon = Wiring(
+        runtime=runtime or build_runtime(settings),
+        topics=Topics(turns=topic(t.turns), dlq=topic(t.dlq), scores=topic(t.scores), alerts=topic(t.alerts),
+                      signals=topic(t.signals),  # outboxes: written by the alerts agent, read by the delivery
+                      outboxes={name: topic(n) for name, n in
+                                outbox.topic_names(t.outbox_prefix, settings.alerting.channels).items()}),
+    )
 
     from . import alerts, delivery, model_state, turns
     from ..stream import watchdog  # each registers itself on the app

@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def register(app: faust.App) -> None:
-    rt = app.convmon_runtime
+    rt = app.convmon.runtime
     settings = rt.settings
     channels = build_channels(settings.alerting.channels, settings.secrets())
     dispatchers = {c.name: Dispatcher([c], queue_size=settings.alerting.max_pending) for c in channels}
-    app.convmon_dispatchers = dispatchers
+    app.convmon.dispatchers.update(dispatchers)
     watch = BacklogWatch(settings.alerting.backlog_alert_after_s)
     if not channels:
         return
@@ -67,4 +67,4 @@ def register(app: faust.App) -> None:
         for alert in watch.check(stats, time.time()):
             log.warning("%s", alert.summary)
             key, value = wire.encode_alert(alert)
-            await app.alerts_topic.send(key=key, value=value)
+            await app.convmon.topics.alerts.send(key=key, value=value)

@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def register(app: faust.App) -> None:
-    rt = app.convmon_runtime
+    rt = app.convmon.runtime
     cfg = rt.settings.worker
     dlq_bytes = dlq_max_bytes(cfg.max_record_bytes)
-    state = app.convmon_model_state = ModelState.from_settings(cfg, rt.rules)
+    state = app.convmon.model_state = ModelState.from_settings(cfg, rt.rules)
     executor = ThreadPoolExecutor(1, thread_name_prefix="convmon-state")
 
     async def on_state_thread(fn, *args):
@@ -36,7 +36,7 @@ def register(app: faust.App) -> None:
 
     keeper = SnapshotKeeper(state, rt.sink, on_state_thread, rt.metrics)
 
-    @app.agent(app.signals_topic, name="convmon.model_state", concurrency=1)
+    @app.agent(app.convmon.topics.signals, name="convmon.model_state", concurrency=1)
     async def model_state(stream):
         await rt.sink.open()
         await keeper.start()
@@ -45,7 +45,7 @@ def register(app: faust.App) -> None:
             if dead:  # not signal records (a broken or hostile producer): dead-lettered, the state goes on
                 log.warning("dead-lettered %d records of convmon.signals that are not signal records", len(dead))
                 rt.metrics.dlq.labels("invalid_signal_record").inc(len(dead))
-                await send_all((app.dlq_topic, *d.message(dlq_bytes)) for d in dead)
+                await send_all((app.convmon.topics.dlq, *d.message(dlq_bytes)) for d in dead)
             await keeper.restore_new(m.key for m in signals)
             out = await off_loop(executor, rt.metrics, "state_and_drift", state.process, signals)
             # Every key this batch changed is snapshotted before the batch's offsets are committed (they are
@@ -58,7 +58,7 @@ def register(app: faust.App) -> None:
             rt.metrics.state_turns.labels("applied").inc(out["applied"])
             rt.metrics.state_turns.labels("redelivered").inc(out["redelivered"])
             await store_all(rt.sink, result_rows(out))
-            await send_all((app.alerts_topic, *wire.encode_alert(a)) for a in out["alerts"])
+            await send_all((app.convmon.topics.alerts, *wire.encode_alert(a)) for a in out["alerts"])
             yield len(events)
 
     @app.timer(max(1.0, cfg.window_idle_flush_s / 4))
@@ -74,4 +74,4 @@ def register(app: faust.App) -> None:
         rows = await on_state_thread(state.windows.provisional)
         await store_all(rt.sink, {"window_stats": rows})
 
-    app.model_state = model_state
+    app.convmon.agents["model_state"] = model_state

@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 
 
 def register(app: faust.App) -> None:
-    rt = app.convmon_runtime
+    rt = app.convmon.runtime
     cfg, settings = rt.settings.worker, rt.settings
-    topics = {"dlq": app.dlq_topic, "turns": app.turns_topic, "scores": app.scores_topic,
-              "signals": app.signals_topic, "alerts": app.alerts_topic}
+    topics = {"dlq": app.convmon.topics.dlq, "turns": app.convmon.topics.turns, "scores": app.convmon.topics.scores,
+              "signals": app.convmon.topics.signals, "alerts": app.convmon.topics.alerts}
     tracker = ConversationTracker(ShiftDetector(ShiftConfig.from_dict(settings.dynamics.detector)), rt.rules,
                                   settings.dynamics.ttl_s)
     conversations = app.Table(CONVERSATIONS_TABLE, partitions=settings.topics.partitions, key_type=str)
@@ -60,7 +60,7 @@ def register(app: faust.App) -> None:
                 conversations[cid] = value
         return alerts
 
-    @app.agent(app.turns_topic, name="convmon.score_turns", concurrency=1)
+    @app.agent(app.convmon.topics.turns, name="convmon.score_turns", concurrency=1)
     async def score_turns(stream):
         await rt.sink.open()
         stage = rt.metrics.stage_seconds
@@ -90,7 +90,7 @@ def register(app: faust.App) -> None:
                 rt.metrics.observe_batch(len(records), result, time.perf_counter() - t0)
                 if result.dead:
                     log.warning("dead-lettered %d records to %s: %s", len(result.dead),
-                                app.dlq_topic.get_topic_name(), dict(Counter(d.reason for d in result.dead)))
+                                app.convmon.topics.dlq.get_topic_name(), dict(Counter(d.reason for d in result.dead)))
                 shifts = track(events, result)
                 if previous is not None:
                     await previous  # batches are stored and published in order
@@ -107,7 +107,7 @@ def register(app: faust.App) -> None:
 
     @app.timer(settings.dynamics.expire_check_s)
     async def schedule_expiry():
-        sweep_due.update(tp.partition for tp in app.consumer.assignment() if tp.topic == app.turns_topic.get_topic_name())
+        sweep_due.update(tp.partition for tp in app.consumer.assignment() if tp.topic == app.convmon.topics.turns.get_topic_name())
 
-    app.score_turns = score_turns
-    app.conversations = conversations
+    app.convmon.agents["score_turns"] = score_turns
+    app.convmon.tables["conversations"] = conversations

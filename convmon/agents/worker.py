@@ -20,7 +20,7 @@ def run(settings: Settings) -> None:
     except RuntimeError as e:
         raise SystemExit(f"convmon worker: {e}") from None
     app = create_app(settings)
-    rt = app.convmon_runtime
+    rt = app.convmon.runtime
     if settings.worker.metrics_port:
         rt.metrics.watch(app)
         rt.metrics.serve(settings.worker.metrics_port)

@@ -53,10 +53,10 @@ async def _rejoin(app: faust.App) -> None:
 
 
 def register(app: faust.App) -> None:
-    rt = app.convmon_runtime
+    rt = app.convmon.runtime
     cfg = rt.settings.worker
     watch = StallWatch(cfg.stall_after_s)
-    topics = {t.get_topic_name() for t in (app.turns_topic, app.alerts_topic, app.signals_topic)}  # the ones consumed
+    topics = {t.get_topic_name() for t in (app.convmon.topics.turns, app.convmon.topics.alerts, app.convmon.topics.signals)}  # the ones consumed
 
     @app.timer(min(5.0, cfg.stall_after_s / 4))
     async def watch_partitions():

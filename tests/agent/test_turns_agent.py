@@ -48,16 +48,16 @@ def app(settings, monkeypatch):
     app.finalize()
     app.flow_control.resume()
     app.captured = {}
-    topics = {name: getattr(app, f"{name}_topic") for name in ("dlq", "turns", "scores", "alerts", "signals")}
-    topics["outbox:hook"] = app.outbox_topics["hook"]
+    topics = {name: getattr(app.convmon.topics, name) for name in ("dlq", "turns", "scores", "alerts", "signals")}
+    topics["outbox:hook"] = app.convmon.topics.outboxes["hook"]
     for name, topic in topics.items():
         captured = Captured()
         monkeypatch.setattr(topic, "send", captured.send)
         monkeypatch.setattr(topic, "maybe_declare", _noop)
         app.captured[name] = captured
     yield app
-    app.convmon_runtime.sink.close_blocking()
-    app.convmon_runtime.processor.pipeline.close()
+    app.convmon.runtime.sink.close_blocking()
+    app.convmon.runtime.processor.pipeline.close()
 
 
 async def _noop():
@@ -69,7 +69,7 @@ def _raw(turn) -> bytes:
 
 
 async def _feed(app, records, expect):
-    async with app.score_turns.test_context() as agent:
+    async with app.convmon.agents["score_turns"].test_context() as agent:
         for key, value in records:
             await agent.put(value, key=key)
         for _ in range(1200):  # up to 60 s on a loaded machine; ends as soon as done
@@ -101,7 +101,7 @@ def test_agent_scores_stores_publishes_and_dead_letters(app):
 
     from convmon.store.clickhouse import connect
 
-    client = connect(app.convmon_runtime.settings.clickhouse)
+    client = connect(app.convmon.runtime.settings.clickhouse)
     assert client.query("SELECT count() FROM turns FINAL").result_rows[0][0] == 40
 
 
@@ -123,17 +123,17 @@ def test_toxic_burst_becomes_alert_candidates_and_one_incident(app, monkeypatch)
     assert "idiot" not in candidates[0].summary  # never the chat text
 
     changelog = []  # (partition, key) of each incidents-table change
-    partition_for_key = app.incidents.partition_for_key
+    partition_for_key = app.convmon.tables["incidents"].partition_for_key
 
     def recording(key):
         changelog.append((partition_for_key(key), key))
         return changelog[-1][0]
 
-    monkeypatch.setattr(app.incidents, "partition_for_key", recording)
+    monkeypatch.setattr(app.convmon.tables["incidents"], "partition_for_key", recording)
     redelivered = candidates[:5]
 
     async def deliver():
-        async with app.handle_alerts.test_context() as agent:
+        async with app.convmon.agents["handle_alerts"].test_context() as agent:
             for i, a in enumerate(candidates + redelivered):  # the last 5 re-delivered
                 agent.sent_offset = i // 3  # contiguous offsets in each of the 3 partitions
                 await agent.put(json.dumps(a.to_dict(), default=str).encode(), key=a.dedup_key.encode(),
@@ -159,7 +159,7 @@ def test_toxic_burst_becomes_alert_candidates_and_one_incident(app, monkeypatch)
 
     from convmon.store.clickhouse import connect
 
-    client = connect(app.convmon_runtime.settings.clickhouse)
+    client = connect(app.convmon.runtime.settings.clickhouse)
     rows = client.query("SELECT delivery, count() FROM alerts FINAL GROUP BY delivery ORDER BY delivery").result_rows
     assert rows == [("notified", 1), ("suppressed", 29)]
 
@@ -188,7 +188,7 @@ def test_score_agent_tracks_conversations_raises_one_shift_and_ignores_replays(a
     a = shifts[0]
     assert a.turn_index == 4 and a.conversation_id.startswith("ps_")  # pseudonymised, as everywhere downstream
     assert a.details["before"] > 0 > a.details["after"]
-    (stored,) = [v for _, v in app.conversations.items()]
+    (stored,) = [v for _, v in app.convmon.tables["conversations"].items()]
     assert stored["last_turn_index"] == 5 and stored["_partition"] == 0
 
 
@@ -213,7 +213,7 @@ def test_skipped_offsets_are_read_again(app, monkeypatch):
     turns = make_turns(30)
 
     async def feed():
-        async with app.score_turns.test_context() as agent:
+        async with app.convmon.agents["score_turns"].test_context() as agent:
             for i, t in enumerate(turns):
                 if i == 20:
                     agent.sent_offset += 7  # offsets 20..26 never reach the agent
@@ -226,8 +226,8 @@ def test_skipped_offsets_are_read_again(app, monkeypatch):
 
     asyncio.run(feed())
     assert seeks == [(0, 20)]
-    metrics = app.convmon_runtime.metrics.registry
-    assert metrics.get_sample_value("convmon_offset_gaps_total", {"topic": app.turns_topic.get_topic_name()}) == 1
+    metrics = app.convmon.runtime.metrics.registry
+    assert metrics.get_sample_value("convmon_offset_gaps_total", {"topic": app.convmon.topics.turns.get_topic_name()}) == 1
 
 
 def test_model_state_agent_dead_letters_what_is_not_a_signal_record_and_goes_on(app):
@@ -245,7 +245,7 @@ def test_model_state_agent_dead_letters_what_is_not_a_signal_record_and_goes_on(
            json.dumps({"v": 2, "key": ["a", "m", "v1", "user"], "signals": []}).encode()]
 
     async def feed():
-        async with app.model_state.test_context() as agent:
+        async with app.convmon.agents["model_state"].test_context() as agent:
             for v in bad[:3] + [value] + bad[3:]:
                 await agent.put(v, key=key)
             for _ in range(1200):  # up to 60 s on a loaded machine; ends as soon as done
@@ -256,7 +256,7 @@ def test_model_state_agent_dead_letters_what_is_not_a_signal_record_and_goes_on(
     asyncio.run(feed())
     dead = app.captured["dlq"].sent
     assert [v for _, v, _ in dead] == bad and {h["convmon.reason"] for _, _, h in dead} == {b"invalid_signal_record"}
-    assert app.convmon_model_state.rates.turns[("a", "m", "v1", "user")] == 4
+    assert app.convmon.model_state.rates.turns[("a", "m", "v1", "user")] == 4
 
 
 def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_rows(app, tmp_path):
@@ -277,7 +277,7 @@ def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_row
     before = ModelState(DriftMonitor(), RateMonitor(), MinuteWindows(clock=LATER), RuleSet.load())
     before.process(as_signals([dict(rec(1_800_000_000 + i, tox_hit=i % 4 == 0), id=f"b{i}", _p=7, _o=i) for i in range(80)]))
     target = tmp_path / "pwned"
-    client = connect(app.convmon_runtime.settings.clickhouse)
+    client = connect(app.convmon.runtime.settings.clickhouse)
     migrate(client)
     client.insert("model_state_snapshots",
                   [[*KEY, 0, 80, before.snapshot(KEY).decode()], [*old_key, 0, 5, legacy_row(target)]],
@@ -287,7 +287,7 @@ def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_row
     after += [dict(rec(1_800_000_100 + i), id=f"o{i}", k=list(old_key)) for i in range(10)]
 
     async def feed():
-        async with app.model_state.test_context() as agent:
+        async with app.convmon.agents["model_state"].test_context() as agent:
             for r in after:
                 await agent.put(json.dumps(r).encode(), key="|".join(r["k"]).encode())
             for _ in range(1200):  # up to 60 s on a loaded machine; ends as soon as done
@@ -298,10 +298,10 @@ def test_model_state_agent_resumes_json_snapshots_and_never_unpickles_stored_row
 
     assert asyncio.run(feed()) == len(after)
     assert not target.exists()
-    state = app.convmon_model_state
+    state = app.convmon.model_state
     assert state.rates.turns[KEY] == 80 + 20  # resumed from the JSON snapshot, every turn once
     assert state.rates.turns[old_key] == 10  # the pickled state was not used: the key started fresh
-    registry = app.convmon_runtime.metrics.registry
+    registry = app.convmon.runtime.metrics.registry
     assert registry.get_sample_value("convmon_snapshot_rejected_total", {"reason": "legacy_pickle"}) == 1
     assert registry.get_sample_value("convmon_snapshot_rejected_total", {"reason": "invalid"}) == 0
     rows = client.query("SELECT model_version, turns, state FROM model_state_snapshots FINAL").result_rows
@@ -323,17 +323,17 @@ def test_a_resolved_incident_is_forgotten_through_the_stream_and_a_stale_request
                           default=str).encode()
 
     async def run():
-        async with app.handle_alerts.test_context() as agent:
+        async with app.convmon.agents["handle_alerts"].test_context() as agent:
             for key in ("gone", "kept"):
                 await agent.put(alert(key), key=key.encode())
                 await agent.put(alert(key, "resolved"), key=key.encode())
             await asyncio.sleep(0.3)
-            resolved_at = {k: app.incidents[k]["resolved_at"] for k in ("gone", "kept")}
+            resolved_at = {k: app.convmon.tables["incidents"][k]["resolved_at"] for k in ("gone", "kept")}
             await agent.put(alert("kept", n=1), key=b"kept")  # reopened before the sweep's request arrives
             await agent.put(ForgetIncident("gone", resolved_at["gone"]).encode()[1], key=b"gone")
             await agent.put(ForgetIncident("kept", resolved_at["kept"]).encode()[1], key=b"kept")
             await asyncio.sleep(0.3)
-            return dict(app.incidents.items())
+            return dict(app.convmon.tables["incidents"].items())
 
     table = asyncio.run(run())
     assert "gone" not in table
@@ -371,14 +371,14 @@ def test_a_record_on_chat_alerts_that_is_not_an_alert_is_dead_lettered_and_alert
                      default=str).encode()
 
     async def run():
-        async with app.handle_alerts.test_context() as agent:
+        async with app.convmon.agents["handle_alerts"].test_context() as agent:
             await agent.put(bad, key=b"k-bad")
             await agent.put(json.dumps(good.to_dict(), default=str).encode(), key=b"k-good")
             for _ in range(200):
-                if "k-good" in app.incidents:
+                if "k-good" in app.convmon.tables["incidents"]:
                     break
                 await asyncio.sleep(0.05)
-            return dict(app.incidents.items())
+            return dict(app.convmon.tables["incidents"].items())
 
     table = asyncio.run(run())
     assert "k-good" in table and "k-bad" not in table
