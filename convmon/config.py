@@ -232,7 +232,7 @@ class Settings(_MaskedRepr, BaseSettings):
         if out["alerting"].get("rules_file") is None:
             out["alerting"]["rules_file"] = "(built in) infra/alerting/rules.toml"
         if out["scoring"].get("models_dir") is None:
-            out["scoring"]["models_dir"] = "(built in) the packaged convmon/models"
+            out["scoring"]["models_dir"] = "(built in) the packaged model suite (models/)"
         if out["privacy"].get("pseudonym_key") is None:
             out["privacy"]["pseudonym_key"] = f"(generated) {self.var / 'pseudonym.key'}"
         return out

@@ -11,10 +11,10 @@ import json
 import uuid
 from datetime import datetime, timezone
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from .resources import data_path
 
 Role = Literal["user", "assistant", "system", "tool"]
 
@@ -98,5 +98,5 @@ def format_ts(dt: datetime) -> str:
 @lru_cache(maxsize=1)
 def json_schema() -> dict:
     """The language-neutral contract, shipped inside the package."""
-    text = resources.files("convmon").joinpath("schemas/chat_turn.schema.json").read_text("utf-8")
+    text = data_path("schemas/chat_turn.schema.json").read_text("utf-8")
     return json.loads(text)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from importlib import resources
 from typing import Callable, Optional
 
 from .config import GrafanaSettings
 from .redact import mask_text, mask_url
+from .resources import data_path
 
 DATASOURCE_UID = "convmon-clickhouse"
 FOLDER_UID = "convmon"
@@ -58,7 +58,7 @@ def datasource_payload(cfg: GrafanaSettings) -> dict:
 
 
 def dashboards() -> list[dict]:
-    folder = resources.files("convmon").joinpath("infra/grafana/dashboards")
+    folder = data_path("infra/grafana/dashboards")
     return [json.loads(p.read_text("utf-8")) for p in sorted(folder.iterdir(), key=lambda p: p.name)
             if p.name.endswith(".json")]
 

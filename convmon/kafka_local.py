@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from importlib import resources
 
 from .config import Settings
+from .resources import data_path
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 def script_path() -> str:
-    return str(resources.files("convmon").joinpath("infra/kafka/kafka.sh"))
+    return str(data_path("infra/kafka/kafka.sh"))
 
 
 def local_port(settings: Settings) -> int | None:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import uuid
-from importlib import resources
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +26,7 @@ from convmon.redact import mask_url
 from convmon.privacy import Protector, pseudonym
 from convmon.produce import TurnPublisher, complete, read_jsonl
 from convmon.scoring.suite import default_model_dir
+from convmon.resources import data_path
 
 MALFORMED = [
     (b"this is not json", "invalid_json"),
@@ -36,7 +36,7 @@ MALFORMED = [
 
 
 def sample_path() -> Path:
-    return Path(str(resources.files("convmon").joinpath("models/data/conversations/sample.jsonl")))
+    return data_path("models/data/conversations/sample.jsonl")
 
 
 def _echo(msg: str) -> None:

@@ -48,7 +48,7 @@ DECISION_RULE = [
     "its 90th percentile; look k tested at alpha/(k(k+1)), alpha=0.01",
     "embedding_drift iff BOTH statistics exceed their thresholds (new_alert on the first drifted look of an episode)",
 ]
-DATA_DIR = default_model_dir() / "data" / "drift"  # models/data/drift (convmon/models links to models/)
+DATA_DIR = default_model_dir() / "data" / "drift"  # models/data/drift
 FILES = {"a": "replies_style_a.jsonl", "b": "replies_style_b.jsonl"}
 
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 import tomllib
 import uuid
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .model import KINDS, Alert
+from ..resources import data_path
 
 GROUP_FIELDS = ("kind", "app", "model_name", "model_version", "role", "conversation_id")
 _ALERT_NS = uuid.UUID("1d5a3e0c-4a3e-4e0b-9a7e-6c6f6e6d6f6e")
@@ -129,7 +129,7 @@ class RuleSet:
 
 
 def default_rules_text() -> str:
-    return resources.files("convmon").joinpath("infra/alerting/rules.toml").read_text("utf-8")
+    return data_path("infra/alerting/rules.toml").read_text("utf-8")
 
 
 def turn_alerts(rules: RuleSet, scored: Sequence, thresholds: dict[str, float], policy_thresholds: dict[str, float]):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -23,6 +22,7 @@ from ..contract import ChatTurn
 from ..wire import EMBEDDING_DIM
 from .base import ScoreFields
 from .normalize import normalize
+from ..resources import data_path
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained on 256 word pieces: longer texts are scored in windows
@@ -41,7 +41,7 @@ SUB_BATCH = 1
 
 
 def default_model_dir() -> Path:
-    return Path(str(resources.files("convmon").joinpath("models")))
+    return data_path("models")
 
 
 @dataclass

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 
 from clickhouse_connect.driver.client import Client
+from ..resources import data_path
 
 _FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
@@ -38,7 +38,7 @@ class Migration:
 
 
 def available() -> list[Migration]:
-    folder = resources.files("convmon").joinpath("schemas/clickhouse")
+    folder = data_path("schemas/clickhouse")
     found = []
     for entry in folder.iterdir():
         m = _FILE.match(entry.name)

@@ -25,7 +25,7 @@ set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.2}"
 
-# Physical paths: the script is also reached through the convmon/infra symlink.
+# Physical paths (an installed copy lives in site-packages/convmon/_data/infra/kafka/).
 SCRIPT_DIR="$(cd -P "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO_ROOT="$(cd -P "$SCRIPT_DIR/../.." && pwd -P)"
 
