@@ -32,6 +32,8 @@ PACKAGE_DATA = [  # relative to the repository root
 class BuildPyWithData(build_py):
     def run(self):
         super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install reads the checkout's own folders
         dest = Path(self.build_lib) / "convmon" / "_data"
         for pattern in PACKAGE_DATA:
             found = [p for p in sorted(ROOT.glob(pattern)) if p.is_file()]
