@@ -44,35 +44,45 @@ def register(app: faust.App) -> None:
     # Expiry: a table key may only change in its own partition; the timer marks a sweep due, and each
     # partition sweeps its stale conversations in its next batch.
     sweep_due: set[int] = set()
+    # A batch's conversation changes reach the table only after its alerts are in Kafka (finish): a worker
+    # killed in between re-reads the turns and raises the same shift again (same alert_id) instead of losing
+    # it. Until then the next batch reads them here.
+    pending: dict[str, dict] = {}
 
-    def track(events, result) -> list:
-        """Dynamics of the scored batch (on the loop: the table is the loop's); returns its alert candidates."""
+    def track(events, result) -> tuple[list, list]:
+        """Dynamics of the scored batch, on the loop (the table is the loop's): (shift alert candidates,
+        table writes as (conversation, value, the event whose changelog partition takes it))."""
         at = {(ev.message.partition, ev.message.offset): ev for ev in events}
         for partition in sweep_due & {p for p, _ in at}:
             sweep_due.discard(partition)
             event = next(ev for (p, _), ev in at.items() if p == partition)
             with processing(event):
                 for cid in tracker.stale(list(conversations.items()), partition, time.time()):
-                    del conversations[cid]
-        changes, alerts = tracker.track(result.scored, conversations.get)
-        for cid, (value, position) in changes.items():
-            with processing(at[position]):
-                conversations[cid] = value
-        return alerts
+                    if cid not in pending:
+                        del conversations[cid]
+        changes, alerts = tracker.track(result.scored, lambda cid: pending.get(cid) or conversations.get(cid))
+        pending.update((cid, value) for cid, (value, _) in changes.items())
+        return alerts, [(cid, value, at[position]) for cid, (value, position) in changes.items()]
 
     @app.agent(app.convmon.topics.turns, name="convmon.score_turns", concurrency=1)
     async def score_turns(stream):
         await rt.sink.open()
         stage = rt.metrics.stage_seconds
 
-        async def finish(events, result, shifts) -> None:
-            """Store, publish, then release the batch's offsets."""
+        async def finish(events, result, tracked) -> None:
+            """Store, publish, record the conversations' new state, then release the batch's offsets."""
+            shifts, writes = tracked
             t1 = time.perf_counter()
             await store_all(rt.sink, result.rows())
             t2 = time.perf_counter()
             out = result.messages(rt.rules, rt.thresholds, rt.policy_thresholds, dlq_max_bytes(cfg.max_record_bytes))
             out["alerts"] += [(*wire.encode_alert(a), None) for a in shifts]
             await send_all((topics[role], *m) for role, ms in out.items() for m in ms)
+            for cid, value, event in writes:
+                with processing(event):  # the changelog record goes to the partition of the turn that made it
+                    conversations[cid] = value
+                if pending.get(cid) is value:
+                    del pending[cid]
             stage.labels("clickhouse_insert").inc(t2 - t1)
             stage.labels("publish").inc(time.perf_counter() - t2)
             for ev in events:
@@ -91,10 +101,10 @@ def register(app: faust.App) -> None:
                 if result.dead:
                     log.warning("dead-lettered %d records to %s: %s", len(result.dead),
                                 app.convmon.topics.dlq.get_topic_name(), dict(Counter(d.reason for d in result.dead)))
-                shifts = track(events, result)
+                tracked = track(events, result)
                 if previous is not None:
                     await previous  # batches are stored and published in order
-                previous = asyncio.ensure_future(finish(events, result, shifts))
+                previous = asyncio.ensure_future(finish(events, result, tracked))
                 yield len(events)
         finally:
             if previous is not None and not previous.done():
