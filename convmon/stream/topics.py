@@ -42,6 +42,11 @@ def topic_configs(settings: Settings, name: str) -> dict[str, str]:
     return out
 
 
+def partition_counts(described: list[dict]) -> dict[str, int]:
+    """Topic → partition count, from kafka-python's describe_topics (which names a topic `name`)."""
+    return {d["name"]: len(d.get("partitions") or []) for d in described if d.get("name")}
+
+
 def check_copartitioned(settings: Settings, partitions: dict[str, int]) -> None:
     """The conversations table lives beside chat.turns (agents/turns.py): its changelog must have as many
     partitions as chat.turns, which may be a topic the chat backends created. Raises RuntimeError if not."""
@@ -121,7 +126,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
             if all(d.get("partitions") for d in described):
                 break
             time.sleep(0.2)
-        check_copartitioned(settings, {d["topic"]: len(d.get("partitions") or []) for d in described})
+        check_copartitioned(settings, partition_counts(described))
         return missing
     finally:
         admin.close()

@@ -66,11 +66,14 @@ def test_the_outbox_consumer_connects_with_the_workers_kafka_settings():
 def test_a_chat_turns_topic_partitioned_unlike_the_conversation_state_is_a_clear_error():
     """Conversation dynamics live beside chat.turns (the table's changelog partition is the turn's): a chat.turns
     created by the backends with another partition count would crash the worker at its first table write."""
-    from convmon.stream.topics import check_copartitioned
+    from convmon.stream.topics import check_copartitioned, partition_counts
 
     s = Settings(worker={"app_id": "cm"})
     changelog = changelog_topics(s)[0]
     check_copartitioned(s, {"chat.turns": 4, changelog: 4, "chat.alerts": 4})
+    described = [{"error_code": 0, "name": "chat.turns", "partitions": [{"partition": i} for i in range(6)]},
+                 {"error_code": 0, "name": changelog, "partitions": [{"partition": i} for i in range(4)]}]
+    assert partition_counts(described) == {"chat.turns": 6, changelog: 4}  # as kafka-python describes topics
     with pytest.raises(RuntimeError, match="chat.turns has 6 partitions but cm-convmon-conversations-changelog has 4"
                                            ".*CONVMON_TOPICS__PARTITIONS=6"):
         check_copartitioned(s, {"chat.turns": 6, changelog: 4})
