@@ -151,6 +151,9 @@ def _run(settings: Settings, turns: list[dict], rate: float | None, log: Callabl
                CONVMON_LOG_LEVEL="warning", CONVMON_TEST_WEBHOOK_SECRET="bench",
                CONVMON_ALERTING__CHANNELS=json.dumps([{"type": "webhook", "name": "bench", "url": rx.url,
                                                         "secret_env": "CONVMON_TEST_WEBHOOK_SECRET"}]),
+               # each run its own outbox topic too: a shared one was read again, from the start, by the next run's
+               # delivery (its own consumer group), which then counted the earlier run's pages as its own
+               CONVMON_TOPICS__OUTBOX_PREFIX=f"bench{tag}.outbox",
                **{f"CONVMON_TOPICS__{k.upper()}": v for k, v in topics.items()})
     env.pop("CONVMON_CONFIG", None)
     logf = open(var / "worker.log", "w")
