@@ -9,7 +9,6 @@ agents/delivery.py delivers it.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 
@@ -18,10 +17,8 @@ import faust
 from ..batch import dlq_max_bytes
 from ..alerting.stage import AlertStage
 from ..stream.current import processing
-from ..stream.runner import micro_batches, raw_records, send_all
+from ..stream.runner import dead_letter, micro_batches, raw_records, send_all
 from ..stream.topics import INCIDENTS_TABLE
-
-log = logging.getLogger(__name__)
 
 
 def register(app: faust.App) -> None:
@@ -38,10 +35,8 @@ def register(app: faust.App) -> None:
         # a short window: an alert waits at most 50 ms for others to share its insert
         async for events in micro_batches(app, stream, cfg.batch_size, min(cfg.batch_within_s, 0.05), rt.metrics):
             out = stage.process(raw_records(events), incidents.get, time.time())
-            if out.dead:  # not alert records (a hostile or broken producer): dead-lettered, alerting goes on
-                log.warning("dead-lettered %d records of chat.alerts that are not alert records", len(out.dead))
-                rt.metrics.dlq.labels("invalid_alert_record").inc(len(out.dead))
-                await send_all((app.convmon.topics.dlq, *d.message(dlq_bytes)) for d in out.dead)
+            # not alert records (a hostile or broken producer): dead-lettered, alerting goes on
+            await dead_letter(app.convmon.topics.dlq, out.dead, dlq_bytes, rt.metrics, "alert records")
             await send_all((outboxes[name], key, body) for name, key, body in out.outbox)  # Kafka has every page…
             for i, key, state in out.changes:  # …before any incident records it as notified
                 with processing(events[i]):  # the incidents changelog record goes to this event's partition

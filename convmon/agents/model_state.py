@@ -9,7 +9,6 @@ so a worker killed without warning resumes with every committed signal counted o
 from __future__ import annotations
 
 import asyncio
-import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
@@ -18,10 +17,7 @@ from .. import wire
 from ..batch import dlq_max_bytes
 from ..state.model_state import ModelState, SnapshotKeeper, read_signals
 from ..store.model_state import result_rows
-from ..stream.runner import micro_batches, off_loop, raw_records, send_all, store_all
-
-
-log = logging.getLogger(__name__)
+from ..stream.runner import dead_letter, micro_batches, off_loop, raw_records, send_all, store_all
 
 
 def register(app: faust.App) -> None:
@@ -42,10 +38,8 @@ def register(app: faust.App) -> None:
         await keeper.start()
         async for events in micro_batches(app, stream, cfg.batch_size, cfg.batch_within_s, rt.metrics):
             signals, dead = read_signals(raw_records(events))
-            if dead:  # not signal records (a broken or hostile producer): dead-lettered, the state goes on
-                log.warning("dead-lettered %d records of convmon.signals that are not signal records", len(dead))
-                rt.metrics.dlq.labels("invalid_signal_record").inc(len(dead))
-                await send_all((app.convmon.topics.dlq, *d.message(dlq_bytes)) for d in dead)
+            # not signal records (a broken or hostile producer): dead-lettered, the state goes on
+            await dead_letter(app.convmon.topics.dlq, dead, dlq_bytes, rt.metrics, "signal records")
             await keeper.restore_new(m.key for m in signals)
             out = await off_loop(executor, rt.metrics, "state_and_drift", state.process, signals)
             # Every key this batch changed is snapshotted before the batch's offsets are committed (they are

@@ -45,11 +45,6 @@ def declared() -> list[ScoreField]:
     return out
 
 
-def hit_fields() -> list[str]:
-    """The fields that carry a scorer's decision (`ScoreField.hit`)."""
-    return [f.name for f in declared() if f.hit]
-
-
 def defaults() -> dict[str, Any]:
     return {f.name: (list(f.default) if isinstance(f.default, list) else
                      dict(f.default) if isinstance(f.default, dict) else f.default) for f in declared()}

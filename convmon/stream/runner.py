@@ -4,6 +4,7 @@ and waiting until Kafka has them, storing rows by table."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import AsyncIterator, Iterable, Mapping, Sequence
 
@@ -11,6 +12,8 @@ from ..batch import RawRecord
 from .rereads import Rereader
 
 Message = tuple  # (Faust topic, key bytes, value bytes[, headers])
+
+log = logging.getLogger(__name__)
 
 
 async def micro_batches(app, stream, size: int, within: float, metrics) -> AsyncIterator[list]:
@@ -40,6 +43,17 @@ async def send_all(messages: Iterable[Message]) -> None:
     sent = [await m[0].send(key=m[1], value=m[2], headers=m[3] if len(m) > 3 else None) for m in messages]
     if sent:
         await asyncio.gather(*sent)
+
+
+async def dead_letter(dlq_topic, dead: Sequence, max_bytes: int, metrics, what: str) -> None:
+    """Send the records of an internal topic that convmon did not write (batch.DeadLetter) to the DLQ, each
+    with its reason, and count them: the stage goes on without them. `what` names them in the one log line."""
+    if not dead:
+        return
+    log.warning("dead-lettered %d records that are not %s", len(dead), what)
+    for d in dead:
+        metrics.dlq.labels(d.reason).inc()
+    await send_all((dlq_topic, *d.message(max_bytes)) for d in dead)
 
 
 async def store_all(sink, rows: Mapping[str, Sequence]) -> None:
