@@ -422,6 +422,23 @@ def bench_e2e(ctx: click.Context, n: int, out: Path, profile: Path | None) -> No
     click.echo(f"report written to {out}")
 
 
+@bench.command("false-pages")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/false-pages.json"),
+              show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="onnxruntime intra-op threads")
+@click.pass_context
+def bench_false_pages(ctx: click.Context, out: Path, threads: int) -> None:
+    """Pages the default rules would send on held-out benign real chat, per 1,000 turns: overall, per signal,
+    per role and length."""
+    from convmon_dev.false_pages import run, summary
+
+    report = run(_models_dir(_settings(ctx)), log=lambda m: click.echo(m, err=True), threads=threads)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    click.echo(summary(report))
+    click.echo(f"report written to {out}")
+
+
 @bench.command("gil")
 @click.option("--turns", "n", type=int, default=1000, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench/gil-report.json"),

@@ -116,6 +116,14 @@ def overview() -> dict:
         _panel("timeseries", "Policy hits by policy",
                f"SELECT $__timeInterval(ts) AS time, arrayJoin(policy_hits) AS policy, count() AS hits FROM turns FINAL "
                f"WHERE $__timeFilter(ts) AND {FILTER} GROUP BY time, policy ORDER BY time"),
+        _panel("table", "Turns the suite does not judge (language), by app and model version",
+               f"SELECT app, model_name, model_version, sum(turns) AS turns, "
+               f"sum(unsupported_language_turns) AS not_judged, round(not_judged / turns, 4) AS share_not_judged "
+               f"FROM window_stats FINAL WHERE $__timeFilter(window_start) AND {FILTER} "
+               f"GROUP BY app, model_name, model_version ORDER BY share_not_judged DESC, turns DESC", unit="none",
+               description="Turns in a language the model suite was not trained on (English only today) keep their "
+                           "scores but get no decision: no hit, no page. This is how much of your traffic convmon "
+                           "does not judge."),
         _panel("timeseries", "PII detections by type",
                f"SELECT $__timeInterval(ts) AS time, arrayJoin(pii) AS type, count() AS turns FROM turns FINAL "
                f"WHERE $__timeFilter(ts) AND {FILTER} GROUP BY time, type ORDER BY time"),
@@ -180,9 +188,10 @@ def conversations() -> dict:
                "SELECT count() AS critical FROM alerts FINAL WHERE severity = 'critical' AND $__timeFilter(ts) "
                "AND " + one_of("app", "app"), w=6, thresholds=((1, "red"),)),
         _panel("table", "Recent alerts",
-               "SELECT ts, kind, severity, delivery, app, model_version, conversation_id, turn_index, summary "
+               "SELECT ts, kind, severity, delivery, app, model_version, conversation_id, turn_index, summary, "
+               "JSONExtractString(details, 'evidence', 'excerpt') AS evidence "
                "FROM alerts FINAL WHERE $__timeFilter(ts) AND " + one_of("app", "app") + " ORDER BY ts DESC LIMIT 200",
-               w=24),
+               w=24, description="evidence: the redacted part of the turn that decided the alert (single-turn alerts)."),
         _panel("table", "Conversations with abrupt shifts",
                "SELECT max(ts) AS last_shift, conversation_id, app, any(turn_index) AS shift_turn, any(summary) AS summary "
                "FROM alerts FINAL WHERE kind = 'sentiment_shift' AND $__timeFilter(ts) AND " + one_of("app", "app") + " "
@@ -191,7 +200,9 @@ def conversations() -> dict:
                            "`convmon pseudonym <conversation id>`, into the variable to see its turns."),
         _panel("table", "Conversation turns (redacted text only)",
                "SELECT turn_index, role, ts, round(toxicity, 3) AS toxicity, round(sentiment, 3) AS sentiment, "
-               "sentiment_label, round(jailbreak, 3) AS jailbreak, policy_hits, pii, text_redacted FROM turns FINAL "
+               "sentiment_label, round(jailbreak, 3) AS jailbreak, policy_hits, pii, language, "
+               "arrayStringConcat(arrayMap(e -> concat(tupleElement(e, 'signal'), ': ', tupleElement(e, 'excerpt')), "
+               "evidence), ' | ') AS evidence, text_redacted FROM turns FINAL "
                "WHERE conversation_id = " + value("conversation") + " ORDER BY turn_index", w=24, h=12),
     ], extra_vars=[conv_var])
 

@@ -39,11 +39,12 @@ class Signal:
     toxicity: Optional[float]
     sentiment: Optional[float]
     jailbreak: Optional[float]
-    toxic: bool  # the suite's toxicity_hit: its one 'toxic' decision (also read by alerts)
-    jailbreak_hit: bool
+    toxic: Optional[bool]  # the suite's toxicity_hit: its one 'toxic' decision (also read by alerts); None: not decided
+    jailbreak_hit: Optional[bool]  # None: not decided (assistant and system turns, unsupported languages)
     policy_hit: bool
     pii: bool
     embedding: Optional[np.ndarray] = None  # float16 on the wire
+    unsupported_language: bool = False  # a language the suite does not judge (scores kept, no decision)
     partition: Optional[int] = None  # where the record was read (not on the wire)
     offset: Optional[int] = None
 
@@ -55,8 +56,9 @@ class Signal:
         return cls(
             key=(t.app, t.model.name, t.model.version, t.role), ts=t.timestamp.timestamp(), event_id=t.event_id,
             toxicity=f.get("toxicity"), sentiment=f.get("sentiment"), jailbreak=f.get("jailbreak"),
-            toxic=bool(f.get("toxicity_hit")), jailbreak_hit=bool(f.get("jailbreak_hit")),
+            toxic=_decision(f.get("toxicity_hit")), jailbreak_hit=_decision(f.get("jailbreak_hit")),
             policy_hit=bool(f.get("policy_hits")), pii=bool(f.get("pii")),
+            unsupported_language=f.get("language_supported") is False,
             embedding=None if emb is None else np.asarray(emb, np.float16),
         )
 
@@ -67,15 +69,16 @@ class Signal:
         return {"ts": self.ts, "event_id": self.event_id,
                 "toxicity": self.toxicity, "sentiment": self.sentiment, "jailbreak": self.jailbreak,
                 "toxic": self.toxic, "jailbreak_hit": self.jailbreak_hit, "policy_hit": self.policy_hit,
-                "pii": self.pii, "embedding": emb}
+                "pii": self.pii, "embedding": emb, "unsupported_language": self.unsupported_language}
 
     @classmethod
     def from_dict(cls, key, d: dict, partition: Optional[int] = None, offset: Optional[int] = None) -> "Signal":
         emb = d.get("embedding")
         return cls(
             key=tuple(key), ts=float(d["ts"]), event_id=d["event_id"], toxicity=d["toxicity"],
-            sentiment=d["sentiment"], jailbreak=d["jailbreak"], toxic=bool(d["toxic"]),
-            jailbreak_hit=bool(d["jailbreak_hit"]), policy_hit=bool(d["policy_hit"]), pii=bool(d["pii"]),
+            sentiment=d["sentiment"], jailbreak=d["jailbreak"], toxic=_decision(d["toxic"]),
+            jailbreak_hit=_decision(d["jailbreak_hit"]), policy_hit=bool(d["policy_hit"]), pii=bool(d["pii"]),
+            unsupported_language=bool(d.get("unsupported_language", False)),
             embedding=None if not emb else np.frombuffer(base64.b64decode(emb), dtype=np.float16),
             partition=partition, offset=offset,
         )
@@ -89,6 +92,11 @@ class Signal:
                  "jailbreak": d["jb"], "toxic": d["tox_hit"], "jailbreak_hit": d["jb_hit"],
                  "policy_hit": d["pol_hit"], "pii": d["pii"], "embedding": d.get("emb")}
         return cls.from_dict(d["key"], d, partition, offset)
+
+
+def _decision(value) -> Optional[bool]:
+    """A hit decision as the scorer made it: True, False, or None (not decided)."""
+    return None if value is None else bool(value)
 
 
 def encode_signals(signals: list[Signal]) -> list[tuple[bytes, bytes]]:

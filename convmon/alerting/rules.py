@@ -28,8 +28,10 @@ from typing import Any, Optional, Sequence
 
 from .model import KINDS, Alert
 from ..resources import data_path
+from ..scoring.decisions import JAILBREAK_ROLES
 
 GROUP_FIELDS = ("kind", "app", "model_name", "model_version", "role", "conversation_id")
+SUMMARY_EXCERPT = 160  # characters of the deciding (redacted) text quoted in a page's summary
 _ALERT_NS = uuid.UUID("1d5a3e0c-4a3e-4e0b-9a7e-6c6f6e6d6f6e")
 
 
@@ -128,6 +130,10 @@ class RuleSet:
         )
 
 
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def default_rules_text() -> str:
     return data_path("infra/alerting/rules.toml").read_text("utf-8")
 
@@ -142,16 +148,19 @@ def turn_alerts(rules: RuleSet, scored: Sequence, thresholds: dict[str, float], 
     out = []
     for s in scored:
         t, f = s.turn, s.scores
+        if f.get("language_supported") is False:
+            continue  # a language the suite does not judge: scores kept, no decision, no page (scoring/language.py)
         ctx = {"app": t.app, "model_name": t.model.name, "model_version": t.model.version, "role": t.role,
                "conversation_id": t.conversation_id, "turn_index": t.turn_index, "ts": t.timestamp}
         checks = []  # (kind, signal, score, the scorer's decision, the suite's threshold)
         if f.get("toxicity") is not None:
             checks.append(("toxic_turn", "toxicity", f["toxicity"], f.get("toxicity_hit"), thresholds.get("toxicity")))
-        if f.get("jailbreak") is not None and t.role == "user":
+        if f.get("jailbreak") is not None and t.role in JAILBREAK_ROLES:
             checks.append(("jailbreak_attempt", "jailbreak", f["jailbreak"], f.get("jailbreak_hit"),
                            thresholds.get("jailbreak")))
         for pid, score in (f.get("policy_scores") or {}).items():
             checks.append(("policy_violation", pid, score, pid in (f.get("policy_hits") or ()), policy_thresholds.get(pid)))
+        evidence = {e["signal"]: e for e in f.get("evidence") or ()}
         for kind, signal, score, hit, suite_threshold in checks:
             rule = rules.get(kind, ctx)
             if rule is None:
@@ -163,12 +172,15 @@ def turn_alerts(rules: RuleSet, scored: Sequence, thresholds: dict[str, float], 
             if not fires:
                 continue
             level = f" ≥ {threshold:.2f}" if threshold is not None else ""
+            ev = evidence.get(signal)
+            quote = f': "{_clip(ev["excerpt"], SUMMARY_EXCERPT)}"' if ev else ""
             summary = (f"{signal} {score:.2f}{level} on {t.role} turn {t.turn_index} of conversation "
-                       f"{t.conversation_id} ({t.app}, {t.model.name} {t.model.version})")
+                       f"{t.conversation_id} ({t.app}, {t.model.name} {t.model.version}){quote}")
+            details = {"signal": signal, "score": round(float(score), 4), "threshold": threshold, "event_id": t.event_id}
+            if ev:
+                details["evidence"] = ev  # redacted: offsets into text_redacted and that excerpt
             alert = rules.make_alert(kind, {**ctx, **({"policy": signal} if kind == "policy_violation" else {})},
-                                     summary, {"signal": signal, "score": round(float(score), 4),
-                                               "threshold": threshold, "event_id": t.event_id},
-                                     source_id=f"{t.event_id}:{signal}")
+                                     summary, details, source_id=f"{t.event_id}:{signal}")
             if alert is not None:
                 out.append(alert)
     return out

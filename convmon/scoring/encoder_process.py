@@ -6,7 +6,7 @@ to the switch interval each time. `convmon bench gil` (bench/gil-report.json) on
 machine: 389 turns/s alone, 122 in the same process as one busy Python thread, 388 in a child
 process next to that thread: there it competes for a core, not for the GIL.
 
-Same interface as Encoder (`run(texts) -> outputs`); the child holds its own Encoder built
+Same interface as Encoder (`run(texts) -> outputs`, `run_pieces`); the child holds its own Encoder built
 from the same files, so scores are identical. A child that dies (OOM killer) is replaced and
 the batch retried once.
 """
@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .suite import MAX_TOKENS, SUB_BATCH, Encoder
+from .suite import MAX_TOKENS, SUB_BATCH, Encoder, Pieces
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ def _run(texts: list[str], sub_batch: int) -> dict[str, np.ndarray]:
     return _encoder.run(texts, sub_batch)
 
 
+def _run_pieces(texts: list[str], sub_batch: int) -> Pieces:
+    return _encoder.run_pieces(texts, sub_batch)
+
+
 def _ready() -> bool:
     return _encoder is not None
 
@@ -70,14 +74,20 @@ class EncoderProcess:
         return pool
 
     def run(self, texts: Sequence[str], sub_batch: int | None = None) -> dict[str, np.ndarray]:
+        return self._call(_run, texts, sub_batch)
+
+    def run_pieces(self, texts: Sequence[str], sub_batch: int | None = None) -> Pieces:
+        return self._call(_run_pieces, texts, sub_batch)
+
+    def _call(self, fn, texts: Sequence[str], sub_batch: int | None):
         args = (list(texts), sub_batch or SUB_BATCH)
         try:
-            return self._pool.submit(_run, *args).result()
+            return self._pool.submit(fn, *args).result()
         except BrokenProcessPool:
             log.warning("the scoring process died; starting a new one and retrying the batch")
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._start()
-            return self._pool.submit(_run, *args).result()
+            return self._pool.submit(fn, *args).result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

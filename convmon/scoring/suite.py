@@ -21,6 +21,8 @@ from .fields import ScoreField
 from ..contract import ChatTurn
 from ..wire import EMBEDDING_DIM
 from .base import ScoreFields
+from .decisions import Calibration, Decision, decide, redacted_span
+from .language import Language, detect
 from .normalize import normalize
 from ..resources import data_path
 
@@ -47,10 +49,34 @@ def default_model_dir() -> Path:
 @dataclass
 class SuiteOutput:
     embedding: np.ndarray  # [n, EMBEDDING_DIM] float32, L2-normalised
-    toxicity: np.ndarray  # [n]
+    toxicity: np.ndarray  # [n] length-calibrated (decisions.aggregate)
     sentiment_probs: np.ndarray  # [n, 3] negative, neutral, positive
     jailbreak: np.ndarray  # [n]
-    policy: np.ndarray  # [n, n_policies]
+    policy: np.ndarray  # [n, n_policies], over every piece
+    policy_gated: np.ndarray  # [n, n_policies], over the pieces the policy's topic gate passes (0: none)
+
+
+@dataclass
+class TextScores:
+    """One message: a Decision per risk signal and policy, sentiment, embedding, language, and its pieces."""
+
+    decisions: dict[str, Decision]
+    sentiment_probs: np.ndarray
+    embedding: np.ndarray
+    language: Language
+    spans: list[tuple[int, int]]  # each piece's characters in `norm_text`
+    norm_text: str
+
+    def evidence(self) -> list[dict]:
+        """The deciding piece of every hit, redacted: {signal, score, start, end, excerpt} (offsets into
+        text_redacted)."""
+        out = []
+        for d in self.decisions.values():
+            if d.hit and d.piece >= 0:
+                start, end, excerpt = redacted_span(self.norm_text, *self.spans[d.piece])
+                out.append({"signal": d.signal, "score": round(float(d.decided), 4), "start": start, "end": end,
+                            "excerpt": excerpt})
+        return out
 
 
 def make_tokenizer(path: Path, max_tokens: int = MAX_TOKENS):
@@ -68,42 +94,61 @@ def window_step(window: int = WINDOW_TOKENS) -> int:
     return (window - 2) * 3 // 4
 
 
-def windows(ids: list[int], max_tokens: int = MAX_TOKENS, window: int = WINDOW_TOKENS) -> list[list[int]]:
-    """[CLS] … [SEP] word pieces → overlapping windows, each with its own [CLS]/[SEP].
-
-    A message of at most max_tokens is one piece, unchanged. A longer one is cut into windows of
-    `window` − 2 word pieces that start every window_step() pieces, so that a sentence cut at one
-    window's edge is whole in the next.
-    """
-    if len(ids) <= max_tokens:
-        return [ids]
-    cls, body, sep = ids[0], ids[1:-1], ids[-1]
+def window_ranges(n_body: int, window: int = WINDOW_TOKENS) -> list[tuple[int, int]]:
+    """[start, end) ranges over a message's n_body word pieces (without [CLS]/[SEP]): windows of `window` − 2
+    pieces that start every window_step() pieces, the last one ending at the end, so that a sentence cut
+    at one window's edge is whole in the next."""
     size, step = window - 2, window_step(window)
-    starts = [*range(0, len(body) - size, step), len(body) - size]  # the last window ends at the end
-    return [[cls, *body[i : i + size], sep] for i in starts]
+    if n_body <= size:
+        return [(0, n_body)]
+    return [(i, i + size) for i in [*range(0, n_body - size, step), n_body - size]]
 
 
-def sentences(ids: list[int], ends: set[int], window: int = WINDOW_TOKENS) -> list[list[int]]:
-    """[CLS] … [SEP] → one piece per sentence (split after a word piece in `ends`: . ! ?), each with
-    [CLS]/[SEP]; sentences under MIN_SENTENCE_TOKENS join the next, longer ones are cut at the window size."""
-    cls, body, sep = ids[0], ids[1:-1], ids[-1]
-    out, cur = [], []
-    for t in body:
-        cur.append(t)
-        if (t in ends and len(cur) >= MIN_SENTENCE_TOKENS) or len(cur) == window - 2:
-            out.append([cls, *cur, sep])
-            cur = []
-    if cur:
-        out.append([cls, *cur, sep])
+def sentence_ranges(body: Sequence[int], ends: set[int], window: int = WINDOW_TOKENS) -> list[tuple[int, int]]:
+    """[start, end) ranges of the sentences of `body` (split after a word piece in `ends`: . ! ?);
+    sentences under MIN_SENTENCE_TOKENS join the next, longer ones are cut at the window size."""
+    out, start = [], 0
+    for i, t in enumerate(body):
+        n = i + 1 - start
+        if (t in ends and n >= MIN_SENTENCE_TOKENS) or n == window - 2:
+            out.append((start, i + 1))
+            start = i + 1
+    if start < len(body):
+        out.append((start, len(body)))
     return out[:MAX_SENTENCES]
 
 
-def pieces(ids: list[int], ends: set[int], max_tokens: int = MAX_TOKENS) -> list[list[int]]:
-    """What the encoder sees of one message: the message itself when it fits in max_tokens word
-    pieces, else its windows and its sentences."""
+def piece_ranges(ids: Sequence[int], ends: set[int], max_tokens: int = MAX_TOKENS) -> list[tuple[int, int]]:
+    """What the encoder sees of one message, as [start, end) ranges over its body (ids without [CLS]/[SEP]):
+    the whole message when it fits in max_tokens word pieces, else its windows and its sentences."""
+    n_body = len(ids) - 2
+    if len(ids) <= max_tokens:
+        return [(0, n_body)]
+    return window_ranges(n_body) + sentence_ranges(ids[1:-1], ends)
+
+
+def _with_specials(ids: list[int], ranges: list[tuple[int, int]]) -> list[list[int]]:
+    return [[ids[0], *ids[1 + a : 1 + b], ids[-1]] for a, b in ranges]
+
+
+def windows(ids: list[int], max_tokens: int = MAX_TOKENS, window: int = WINDOW_TOKENS) -> list[list[int]]:
+    """[CLS] … [SEP] word pieces → overlapping windows, each with its own [CLS]/[SEP] (a message of at most
+    max_tokens is one piece, unchanged)."""
     if len(ids) <= max_tokens:
         return [ids]
-    return windows(ids, max_tokens) + sentences(ids, ends)
+    return _with_specials(ids, window_ranges(len(ids) - 2, window))
+
+
+def sentences(ids: list[int], ends: set[int], window: int = WINDOW_TOKENS) -> list[list[int]]:
+    """[CLS] … [SEP] → one piece per sentence, each with [CLS]/[SEP] (see sentence_ranges)."""
+    return _with_specials(ids, sentence_ranges(ids[1:-1], ends, window))
+
+
+def pieces(ids: list[int], ends: set[int], max_tokens: int = MAX_TOKENS) -> list[list[int]]:
+    """The word pieces of each of `piece_ranges`, with [CLS]/[SEP]."""
+    if len(ids) <= max_tokens:
+        return [ids]
+    return _with_specials(ids, piece_ranges(ids, ends, max_tokens))
 
 
 def session_options(threads: int):
@@ -147,16 +192,17 @@ class Encoder:
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def run(self, texts: Sequence[str], sub_batch: int = SUB_BATCH) -> dict[str, np.ndarray]:
-        """All outputs for `texts`, in input order."""
-        if not texts:
-            return {}
-        encodings = self.tokenizer.encode_batch([normalize(t) for t in texts], add_special_tokens=True)
-        seen, owner = [], []
+    def run_pieces(self, texts: Sequence[str], sub_batch: int = SUB_BATCH) -> "Pieces":
+        """All outputs for every piece of `texts` (see `pieces`), with which text and characters each covers."""
+        norms = [normalize(t) for t in texts]
+        encodings = self.tokenizer.encode_batch(norms, add_special_tokens=True) if texts else []
+        seen, owner, spans = [], [], []
         for i, e in enumerate(encodings):
-            parts = pieces(e.ids, self.sentence_ends, self.max_tokens)
-            seen += parts
-            owner += [i] * len(parts)
+            ranges = piece_ranges(e.ids, self.sentence_ends, self.max_tokens)
+            seen += _with_specials(e.ids, ranges) if len(ranges) > 1 else [e.ids]
+            owner += [i] * len(ranges)
+            offs = e.offsets
+            spans += [(offs[1 + a][0], offs[b][1]) if b > a else (0, 0) for a, b in ranges]
         order = np.argsort([len(p) for p in seen], kind="stable")
         chunks: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
         for start in range(0, len(order), sub_batch):
@@ -174,12 +220,35 @@ class Encoder:
                 chunks[name].append(value)
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
-        per_piece = {name: np.concatenate(parts)[inverse] for name, parts in chunks.items()}
-        if len(seen) == len(texts):
-            return per_piece
-        owner_arr = np.array(owner)
-        return {name: np.stack([_reduce(name, v[owner_arr == i]) for i in range(len(texts))]).astype(v.dtype)
-                for name, v in per_piece.items()}
+        outputs = {name: np.concatenate(parts)[inverse] for name, parts in chunks.items() if parts}
+        return Pieces(outputs, np.array(owner, dtype=np.int64), spans, norms)
+
+    def run(self, texts: Sequence[str], sub_batch: int = SUB_BATCH) -> dict[str, np.ndarray]:
+        """All outputs for `texts`, in input order, reduced per text by `_reduce` (the plain max over
+        pieces for risk outputs: the length-calibrated decisions are in scoring/decisions.py)."""
+        return self.run_pieces(texts, sub_batch).reduced() if texts else {}
+
+
+@dataclass
+class Pieces:
+    """Outputs per piece (a message of up to MAX_TOKENS word pieces is one piece; a longer one its windows
+    and sentences), `owner[k]` the text piece k belongs to, `spans[k]` its [start, end) characters in
+    `texts[owner[k]]`, the normalised text the encoder read (normalize.py)."""
+
+    outputs: dict[str, np.ndarray]
+    owner: np.ndarray
+    spans: list[tuple[int, int]]
+    texts: list[str]
+
+    def of(self, i: int) -> np.ndarray:
+        """Indices of text i's pieces."""
+        return np.flatnonzero(self.owner == i)
+
+    def reduced(self) -> dict[str, np.ndarray]:
+        if len(self.owner) == len(self.texts):
+            return dict(self.outputs)
+        idx = [self.of(i) for i in range(len(self.texts))]
+        return {name: np.stack([_reduce(name, v[k]) for k in idx]).astype(v.dtype) for name, v in self.outputs.items()}
 
 
 class SuiteModel:
@@ -198,6 +267,7 @@ class SuiteModel:
         self.thresholds: dict[str, float] = suite["thresholds"]
         self.policy_ids: list[str] = suite["policies"]
         self.policy_thresholds: dict[str, float] = suite["policy_thresholds"]
+        self.calibration = Calibration.from_manifest(suite)
         files = (self.model_dir / suite["file"], self.model_dir / suite["tokenizer"], threads)
         if in_child_process:
             from .encoder_process import EncoderProcess
@@ -210,35 +280,65 @@ class SuiteModel:
         if hasattr(self.encoder, "close"):
             self.encoder.close()
 
-    def run(self, texts: Sequence[str]) -> SuiteOutput:
-        out = self.encoder.run(texts)
-        n = len(texts)
+    def score(self, texts: Sequence[str], roles: Optional[Sequence[str]] = None) -> list[TextScores]:
+        """Each text's decisions (scoring/decisions.py) for the speaker in `roles` (default: user)."""
+        if not texts:
+            return []
+        p = self.encoder.run_pieces(texts)
+        out = []
+        for i, norm in enumerate(p.texts):
+            k = p.of(i)
+            parts = {name: v[k] for name, v in p.outputs.items()}
+            lang = detect(norm, self.calibration.languages)
+            role = roles[i] if roles is not None else "user"
+            decisions = decide(parts, self.calibration, self.policy_ids, role, judged=lang.supported)
+            out.append(TextScores(decisions, _reduce("sentiment_probs", parts["sentiment_probs"]),
+                                  _reduce("text_embedding", parts["text_embedding"]), lang,
+                                  [p.spans[j] for j in k], norm))
+        return out
+
+    def run(self, texts: Sequence[str], roles: Optional[Sequence[str]] = None) -> SuiteOutput:
+        """Scores as arrays (evaluation, threshold choice): the same aggregation as the decisions."""
+        rows = self.score(texts, roles)
+        n, P = len(rows), len(self.policy_ids)
         if n == 0:
             z = np.zeros((0,), np.float32)
             return SuiteOutput(np.zeros((0, EMBEDDING_DIM), np.float32), z, np.zeros((0, 3), np.float32), z,
-                               np.zeros((0, len(self.policy_ids)), np.float32))
-        return SuiteOutput(out["text_embedding"], out["toxicity"], out["sentiment_probs"], out["jailbreak"], out["policy"])
+                               np.zeros((0, P), np.float32), np.zeros((0, P), np.float32))
 
-    def fields(self, texts: Sequence[str]) -> tuple[list[ScoreFields], np.ndarray]:
+        def col(sig: str, attr: str = "score") -> np.ndarray:
+            return np.array([getattr(r.decisions[sig], attr) for r in rows], np.float32)
+
+        return SuiteOutput(np.stack([r.embedding for r in rows]), col("toxicity"),
+                           np.stack([r.sentiment_probs for r in rows]), col("jailbreak"),
+                           np.stack([col(pid) for pid in self.policy_ids], axis=1) if P else np.zeros((n, 0), np.float32),
+                           np.stack([col(pid, "decided") for pid in self.policy_ids], axis=1) if P
+                           else np.zeros((n, 0), np.float32))
+
+    def fields(self, texts: Sequence[str], roles: Optional[Sequence[str]] = None) -> tuple[list[ScoreFields], np.ndarray]:
         """Score-record fields per text (the contract of `convmon score`, chat.scores and `turns`) + embeddings."""
-        o = self.run(texts)
         rows = []
-        for i in range(len(texts)):
-            p = o.sentiment_probs[i]
-            policy_scores = {pid: round(float(o.policy[i, j]), 4) for j, pid in enumerate(self.policy_ids)}
+        scored = self.score(texts, roles)
+        for r in scored:
+            d, p = r.decisions, r.sentiment_probs
+            policy_scores = {pid: round(float(d[pid].score), 4) for pid in self.policy_ids}
             rows.append(
                 {
-                    "toxicity": round(float(o.toxicity[i]), 4),
+                    "toxicity": round(float(d["toxicity"].score), 4),
                     "sentiment": round(float(p[2] - p[0]), 4),
                     "sentiment_label": SENTIMENT_LABELS[int(np.argmax(p))],
-                    "jailbreak": round(float(o.jailbreak[i]), 4),
+                    "jailbreak": round(float(d["jailbreak"].score), 4),
                     "policy_scores": policy_scores,
-                    "policy_hits": [pid for pid, s in policy_scores.items() if s >= self.policy_thresholds[pid]],
-                    "toxicity_hit": bool(o.toxicity[i] >= self.thresholds["toxicity"]),
-                    "jailbreak_hit": bool(o.jailbreak[i] >= self.thresholds["jailbreak"]),
+                    "policy_hits": [pid for pid in self.policy_ids if d[pid].hit],
+                    "toxicity_hit": d["toxicity"].hit,
+                    "jailbreak_hit": d["jailbreak"].hit,
+                    "language": r.language.code,
+                    "language_supported": r.language.supported,
+                    "evidence": r.evidence(),
                 }
             )
-        return rows, o.embedding
+        emb = np.stack([r.embedding for r in scored]) if scored else np.zeros((0, EMBEDDING_DIM), np.float32)
+        return rows, emb
 
 
 class SuiteScorer:
@@ -259,7 +359,21 @@ class SuiteScorer:
         ScoreField("toxicity_hit", {"type": ["boolean", "null"]}, None, "Nullable(Bool)", hit=True,
                    description="toxicity at or above the suite's calibrated threshold: the one 'toxic' decision"),
         ScoreField("jailbreak_hit", {"type": ["boolean", "null"]}, None, "Nullable(Bool)", hit=True,
-                   description="jailbreak at or above the suite's calibrated threshold"),
+                   description="jailbreak at or above the suite's calibrated threshold; decided on user and tool "
+                               "turns only (null on assistant and system turns)"),
+        ScoreField("language", {"type": "string"}, "", "LowCardinality(String)",
+                   description="ISO 639-1 code detected (py3langid); empty when too short or unclear to tell"),
+        ScoreField("language_supported", {"type": ["boolean", "null"]}, None, "Nullable(Bool)",
+                   description="false: a language the suite was not trained on; its scores are kept, no decision made"),
+        ScoreField("evidence", {"type": "array", "items": {
+            "type": "object", "additionalProperties": False, "required": ["signal", "score", "start", "end", "excerpt"],
+            "properties": {"signal": {"type": "string"}, "score": {"type": "number"},
+                           "start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0},
+                           "excerpt": {"type": "string"}}}},
+                   [], "Array(Tuple(signal LowCardinality(String), score Float32, start UInt32, end UInt32, "
+                       "excerpt String))",
+                   description="per hit, the part of the text that decided it: character offsets into text_redacted "
+                               "and that excerpt, redacted"),
     )
 
     def __init__(self, model_dir: Optional[Path] = None, threads: int = 1, in_child_process: bool = False):
@@ -270,7 +384,7 @@ class SuiteScorer:
         self.model.close()
 
     def score(self, turns: Sequence[ChatTurn]) -> list[ScoreFields]:
-        rows, emb = self.model.fields([t.text for t in turns])
+        rows, emb = self.model.fields([t.text for t in turns], [t.role for t in turns])
         for row, e in zip(rows, emb):
             row["_embedding"] = e  # for the drift stage; not part of the published score record
         return rows

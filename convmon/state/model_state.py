@@ -124,11 +124,13 @@ class ModelState:
             self.unsaved[key] = self.unsaved.get(key, 0) + 1
             self.touched[key] = self.clock()
             self.touched.move_to_end(key)
-            self.windows.add(key, m.ts, m.toxicity, m.sentiment, m.jailbreak_hit, m.policy_hit, m.pii)
+            self.windows.add(key, m.ts, m.toxicity, m.sentiment, bool(m.jailbreak_hit), m.policy_hit, m.pii,
+                             m.unsupported_language)
+            # rates count the turns a decision was made on (None: not decided, e.g. jailbreak on assistant turns)
             for ch in self.rates.update(key, {
-                "toxicity": float(m.toxic) if m.toxicity is not None else None,
-                "jailbreak": float(m.jailbreak_hit) if m.jailbreak is not None else None,
-                "policy": float(m.policy_hit) if m.toxicity is not None else None,
+                "toxicity": None if m.toxic is None else float(m.toxic),
+                "jailbreak": None if m.jailbreak_hit is None else float(m.jailbreak_hit),
+                "policy": float(m.policy_hit) if m.toxicity is not None and not m.unsupported_language else None,
                 "sentiment": m.sentiment,
             }):
                 alerts += self._rate_alert(key, ch, m)

@@ -41,6 +41,7 @@ class _Bucket:
     policy_hits: int = 0
     pii_turns: int = 0
     drift_score: Optional[float] = None
+    unsupported_language_turns: int = 0  # turns in a language the suite does not judge (no decision made)
 
     def to_snapshot(self, start: int) -> dict[str, Any]:
         d = {k: (v if v is None or isinstance(v, list) else C.plain_number(v)) for k, v in asdict(self).items()}
@@ -62,7 +63,10 @@ class _Bucket:
                 jailbreak_hits=C.integer(d["jailbreak_hits"], f"{where}.jailbreak_hits", 0, turns),
                 policy_hits=C.integer(d["policy_hits"], f"{where}.policy_hits", 0, turns),
                 pii_turns=C.integer(d["pii_turns"], f"{where}.pii_turns", 0, turns),
-                drift_score=C.opt_number(d["drift_score"], f"{where}.drift_score"))  # fmt: skip
+                drift_score=C.opt_number(d["drift_score"], f"{where}.drift_score"),
+                # absent in the snapshots of earlier releases
+                unsupported_language_turns=C.integer(d.get("unsupported_language_turns", 0),
+                                                     f"{where}.unsupported_language_turns", 0, turns))  # fmt: skip
         return start, b
 
 
@@ -119,7 +123,7 @@ class MinuteWindows:
         self.last_seen.move_to_end(key)
 
     def add(self, key: tuple, ts: float, toxicity: Optional[float], sentiment: Optional[float],
-            jailbreak_hit: bool, policy_hit: bool, pii: bool) -> None:
+            jailbreak_hit: bool, policy_hit: bool, pii: bool, unsupported_language: bool = False) -> None:
         start = int(math.floor(ts / WINDOW_S) * WINDOW_S)
         wm = self.watermark.get(key, float("-inf"))
         if start + WINDOW_S <= wm - self.grace_s and start not in self.buckets.get(key, {}):
@@ -139,6 +143,7 @@ class MinuteWindows:
         b.jailbreak_hits += int(jailbreak_hit)
         b.policy_hits += int(policy_hit)
         b.pii_turns += int(pii)
+        b.unsupported_language_turns += int(unsupported_language)
         now = self.clock()
         self.watermark[key] = max(wm, min(ts, now + self.max_ahead_s))
         self.last_seen[key] = now
@@ -190,5 +195,5 @@ def _row(key: tuple, start: int, b: "_Bucket") -> WindowRow:
         round(b.tox_sum / b.turns, 6) if b.tox else 0.0,
         round(float(np.percentile(tox, 95)), 6) if len(tox) else 0.0,
         round(b.sent_sum / b.sent_n, 6) if b.sent_n else 0.0,
-        b.jailbreak_hits, b.policy_hits, b.pii_turns, b.drift_score,
+        b.jailbreak_hits, b.policy_hits, b.pii_turns, b.drift_score, b.unsupported_language_turns,
     )

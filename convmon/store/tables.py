@@ -29,6 +29,7 @@ class WindowRow:
     policy_hits: int
     pii_turns: int
     drift_score: Optional[float]
+    unsupported_language_turns: int
 
 
 @dataclass(frozen=True, slots=True)

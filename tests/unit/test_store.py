@@ -136,7 +136,8 @@ def test_migration_006_keeps_the_turns_stored_before_it(client):
             client.insert("schema_migrations", [[m.version, m.name]], column_names=["version", "name"])
     from convmon.store.turns import COLUMNS, to_row
 
-    old = [i for i, c in enumerate(COLUMNS) if c not in ("toxicity_hit", "jailbreak_hit")]  # columns of 001
+    later = ("toxicity_hit", "jailbreak_hit", "language", "language_supported", "evidence")  # added by 007, 008
+    old = [i for i, c in enumerate(COLUMNS) if c not in later]  # columns of 001
     client.insert("turns", [[r[i] for i in old] for r in map(to_row, scored(40))],
                   column_names=[COLUMNS[i] for i in old])
     assert [m.version for m in migrate(client)] == [m.version for m in available() if m.version >= 6]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -128,7 +129,10 @@ def test_every_declared_score_field_is_a_column_of_turns_with_its_declared_type(
     from convmon.store.migrate import migrate
 
     migrate(client)
-    types = {r[0]: r[1] for r in client.query("DESCRIBE TABLE turns").result_rows}
+    def plain(t: str) -> str:  # ClickHouse spreads a named Tuple over lines
+        return re.sub(r"\s+", " ", t).replace("( ", "(").replace(" )", ")")
+
+    types = {r[0]: plain(r[1]) for r in client.query("DESCRIBE TABLE turns").result_rows}
     for f in declared():
         if f.column is not None:
             assert types.get(f.name) == f.column, (f.name, types.get(f.name), f.column)
