@@ -431,12 +431,17 @@ def bench_false_pages(ctx: click.Context, out: Path, threads: int) -> None:
     """Pages the default rules would send on held-out benign real chat, per 1,000 turns: overall, per signal,
     per role and length."""
     from convmon_dev.false_pages import run, summary
+    from convmon_dev.modelsuite import card
 
-    report = run(_models_dir(_settings(ctx)), log=lambda m: click.echo(m, err=True), threads=threads)
+    models_dir = _models_dir(_settings(ctx))
+    report = run(models_dir, log=lambda m: click.echo(m, err=True), threads=threads)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     click.echo(summary(report))
     click.echo(f"report written to {out}")
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    if manifest.get("metrics"):  # a card needs the build's evaluation
+        click.echo(f"model card updated: {card.write(models_dir, manifest, report)}")
 
 
 @bench.command("gil")

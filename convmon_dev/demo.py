@@ -211,15 +211,22 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
     models_dir = Path(settings.scoring.models_dir or default_model_dir())
     thresholds = json.loads((models_dir / "manifest.json").read_text())["suite"]["thresholds"]
     t_tox, t_jb = float(thresholds["toxicity"]), float(thresholds["jailbreak"])
-    (tox, jb, pol, neg, n_scored), = q(  # the decisions as the suite made them (stored: toxicity_hit, jailbreak_hit)
-        f"SELECT countIf(toxicity_hit), countIf(role = 'user' AND jailbreak_hit), "
-        f"countIf(length(policy_hits) > 0), countIf(sentiment_label = 'negative'), countIf(toxicity IS NOT NULL) "
+    (tox, jb, pol, neg, n_scored, unjudged), = q(  # the decisions as the suite made them (stored hit columns)
+        f"SELECT countIf(toxicity_hit), countIf(jailbreak_hit), countIf(length(policy_hits) > 0), "
+        f"countIf(sentiment_label = 'negative'), countIf(toxicity IS NOT NULL), countIf(language_supported = false) "
         f"FROM turns FINAL WHERE {where}")
-    out.append(f"    scored by the model suite {n_scored}; toxic (≥{t_tox:.2f}) {tox}; jailbreak attempts (≥{t_jb:.2f}) {jb}; "
-               f"policy hits {pol}; negative sentiment {neg}")
-    for conv, idx, tox_s, red in q(f"SELECT conversation_id, turn_index, toxicity, text_redacted FROM turns FINAL "
-                                   f"WHERE {where} AND toxicity_hit ORDER BY toxicity DESC LIMIT 2"):
-        out.append(f"    e.g. toxic {tox_s:.2f} {conv}#{idx}: {red[:80]}")
+    out.append(f"    scored by the model suite {n_scored} of {stored} turns; each signal flags:")
+    out.append(f"      toxic (≥{t_tox:.2f})              {tox:>4}")
+    out.append(f"      jailbreak (≥{t_jb:.2f}, user/tool) {jb:>4}")
+    out.append(f"      climate policy             {pol:>4}")
+    out.append(f"      negative sentiment         {neg:>4}")
+    out.append(f"      not judged (language)      {unjudged:>4}")
+    for conv, idx, role, ev in q(f"SELECT conversation_id, turn_index, role, evidence FROM turns FINAL "
+                                 f"WHERE {where} AND length(evidence) > 0 ORDER BY text_chars DESC LIMIT 2"):
+        e = ev[0]
+        sig, score, start, end, excerpt = (e[k] for k in ("signal", "score", "start", "end", "excerpt")) \
+            if isinstance(e, dict) else e
+        out.append(f"    e.g. {sig} {score:.2f} on {conv}#{idx} ({role}), chars {start}–{end}: \"{excerpt[:100]}\"")
     out.append("")
     out.append("  alerts (after dedup and grouping; no channel configured in the demo):")
     # this run's alerts: those on its conversations, and model-version alerts (no conversation) recorded

@@ -43,11 +43,15 @@ def run(models_dir: Path, log: Callable[[str], None] = print, threads: int = 2) 
     rules = RuleSet.load()
     t0 = time.monotonic()
     pages, by_signal, unsupported = [], Counter(), 0
+    gate = {pid: Counter() for pid in suite.model.policy_ids}  # (on-topic category?, passes the gate?) -> turns
     cells: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])  # (role, bucket) -> [turns, pages]
     sources: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for start in range(0, len(rows), BATCH):
         chunk = rows[start : start + BATCH]
         scored = pipeline.score([turn_of(r["text"], r["role"]) for r in chunk])
+        for r, s in zip(chunk, scored):
+            for pid in gate:
+                gate[pid][(r.get("tag") == "climate_mainstream", bool(s.extras["decisions"][pid].on_topic))] += 1
         alerts = turn_alerts(rules, scored, suite.model.thresholds, suite.model.policy_thresholds)
         paged: dict[str, list] = defaultdict(list)
         for a in alerts:
@@ -90,6 +94,12 @@ def run(models_dir: Path, log: Callable[[str], None] = print, threads: int = 2) 
         "buckets": BUCKET_WORDS,
         "per_1000_by_source": {k: {"turns": v[0], "per_1000": per_1000(v[1], v[0])} for k, v in sorted(sources.items())},
         "unsupported_language_turns": unsupported,
+        "topic_gate": {pid: {
+            "off_topic_turns": c[(False, False)] + c[(False, True)],
+            "off_topic_passing": round(c[(False, True)] / max(1, c[(False, False)] + c[(False, True)]), 4),
+            "mainstream_climate_turns": c[(True, False)] + c[(True, True)],
+            "mainstream_climate_passing": round(c[(True, True)] / max(1, c[(True, False)] + c[(True, True)]), 4),
+        } for pid, c in gate.items()},
         "targets": {"overall_per_1000": TARGET_OVERALL, "every_role_and_length_per_1000": TARGET_CELL},
         "meets_targets": per_1000(len(pages), n) <= TARGET_OVERALL and worst <= TARGET_CELL,
         "false_pages": pages,

@@ -101,6 +101,7 @@ class Decision:
     hit: Optional[bool]  # None: not decided (wrong role, unsupported language)
     piece: int  # the deciding piece (index within the message), -1 when none
     relevance: Optional[float] = None  # the topic gate's relevance of the deciding piece (policies)
+    on_topic: Optional[bool] = None  # some piece passes the policy's topic gate (None: no gate)
 
 
 def decide(piece_outputs: dict[str, np.ndarray], cal: Calibration, policy_ids: Sequence[str], role: str,
@@ -126,7 +127,8 @@ def decide(piece_outputs: dict[str, np.ndarray], cal: Calibration, policy_ids: S
         # the reported score is the policy's own (ungated); the decision is the gated one
         deciding = piece if hit else raw_piece
         out[pid] = Decision(pid, raw, gated, hit, deciding,
-                            None if relevance is None or deciding < 0 else round(float(relevance[deciding]), 4))
+                            None if relevance is None or deciding < 0 else round(float(relevance[deciding]), 4),
+                            None if on_topic is None else bool(on_topic.any()))
     return out
 
 

@@ -335,6 +335,7 @@ class SuiteModel:
                     "language": r.language.code,
                     "language_supported": r.language.supported,
                     "evidence": r.evidence(),
+                    "_decisions": d,  # for stages and benchmarks in this process (not part of the score record)
                 }
             )
         emb = np.stack([r.embedding for r in scored]) if scored else np.zeros((0, EMBEDDING_DIM), np.float32)

@@ -12,8 +12,9 @@ What it chooses (written to models/manifest.json `suite.decisions`, read by conv
 3. **Threshold per signal at a false-hit budget** (BUDGET_PER_1000, per 1,000 benign tuning turns of the
    roles the signal is decided on): the lowest threshold that flags no more than the budget.
 
-Benign tuning traffic is the benign sources of role "train" (models/data/public/benign/, DATA_CARD.md),
-never the evaluation sources that `convmon bench false-pages` measures on.
+Benign tuning traffic is the dev split (half, by text hash) of the benign sources of role "train"
+(models/data/public/benign/, DATA_CARD.md); their other half trains as negatives. Never the evaluation
+sources that `convmon bench false-pages` measures on.
 """
 
 from __future__ import annotations
@@ -77,20 +78,23 @@ class PieceScores:
         return np.array([aggregate(v[k], alpha, None if on is None else on[k])[0] for k in self.index])
 
 
-def fit_gate(model, models_dir, pid: str, benign_tune: list[dict], log) -> tuple[TopicGate, dict]:
+def fit_gate(model, models_dir, pid: str, log) -> tuple[TopicGate, dict]:
     from sklearn.linear_model import LogisticRegression
 
     pol = next(p for p in load_policies(models_dir) if p.id == pid)
     train = training_rows(models_dir)
     bank = [t for c in pol.claims() for t in (c["claim"], *c.get("counter_examples", ()), *c.get("mainstream", ()))]
+    benign_train = benign_rows(models_dir, ("train",))
     on_topic = sorted({*bank, *(r["text"] for r in pol.split("train")),
-                       *(r["text"] for r in public_rows(models_dir, pid, "train"))})
+                       *(r["text"] for r in public_rows(models_dir, pid, "train")),
+                       *(r["text"] for r in benign_train if r.get("tag") == "climate_mainstream")})
     rng = np.random.default_rng(0)
     off = set()
     for task in ("toxicity", "sentiment", "jailbreak"):
         texts = sorted({r["text"] for r in train[task]})
         off |= set(rng.choice(texts, size=min(GATE_NEGATIVES_PER_TASK, len(texts)), replace=False))
-    off |= {r["text"] for r in benign_tune if r.get("tag") != "climate_mainstream"}
+    # the benign sources' train split (their dev split measures the decisions); mainstream climate is on topic
+    off |= {r["text"] for r in benign_train if r.get("tag") != "climate_mainstream"}
     off -= set(on_topic)
     off = sorted(off)
     log(f"      topic gate {pid}: {len(on_topic)} on-topic texts vs {len(off)} ordinary ones")
@@ -115,13 +119,13 @@ def fit_gate(model, models_dir, pid: str, benign_tune: list[dict], log) -> tuple
 
 def calibrate(model, models_dir, log: Callable[[str], None] = print) -> dict:
     """`suite.decisions` for the manifest, and what the choice rests on (`build.decision_choice`)."""
-    benign = benign_rows(models_dir, ("train", "dev"))
+    benign = benign_rows(models_dir, ("dev",))
     if not benign:
         raise SystemExit("no benign tuning traffic in models/data/public/benign: run `convmon models data`")
     policies = [p.id for p in load_policies(models_dir)]
     gates, gate_numbers = {}, {}
     for pid in policies:
-        gates[pid], gate_numbers[pid] = fit_gate(model, models_dir, pid, benign, log)
+        gates[pid], gate_numbers[pid] = fit_gate(model, models_dir, pid, log)
     log(f"      benign tuning traffic: {len(benign)} turns")
     ps = PieceScores(model, [r["text"] for r in benign], log)
     buckets = np.array([bucket(r["text"]) for r in benign])

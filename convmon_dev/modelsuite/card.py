@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 # Targets on evaluation sources that never entered training or threshold choice (issue 9).
@@ -28,7 +29,65 @@ def _target(task: str, r: dict) -> str:
     return f"{metric} {_fmt(v)} vs target ≥ {goal} — **{'met' if v is not None and v >= goal else 'NOT met'}**"
 
 
-def render(m: dict) -> str:
+def _decisions(s: dict, b: dict) -> list[str]:
+    d, choice = s.get("decisions") or {}, b.get("decision_choice") or {}
+    lines = [
+        "## Decisions (one per signal, used by alerts, rates and windows alike)",
+        "",
+        "Chosen by `convmon models build` on benign tuning traffic (the dev half of the benign tuning sources: real "
+        f"assistant replies, user requests, people in distress, mainstream climate statements; "
+        f"{choice.get('benign_tuning_turns', '?')} turns), never on the benign evaluation sources that "
+        "`convmon bench false-pages` measures (convmon_dev/modelsuite/calibrate.py):",
+        "- **threshold** at a false-hit **budget** per 1,000 benign tuning turns (jailbreak: per 1,000 user turns);",
+        "- **length correction** alpha: a text of n pieces scores sigmoid(max piece logit − alpha · ln n), the smallest "
+        "alpha that keeps texts over 150 words within 2x the flag rate of texts of at most 40 words;",
+        f"- jailbreak is decided on {' and '.join(d.get('jailbreak_roles', []))} turns only; other roles keep the score;",
+        f"- languages judged: {', '.join(d.get('languages', []))} (py3langid); other languages keep their scores and get "
+        "no decision.",
+        "",
+        "| signal | threshold | budget / 1,000 | flagged on tuning | alpha |",
+        "|---|---|---|---|---|",
+    ]
+    for sig, c in (choice.get("signals") or {}).items():
+        lines.append(f"| {sig} | {c['threshold']:.4f} | {c['budget_per_1000']} | {c['flagged']} of {c['tuning_turns']} "
+                     f"| {c['alpha']} |")
+    for pid, g in (choice.get("gates") or {}).items():
+        lines += ["", f"Topic gate of `{pid}` (logistic regression on the drift embedding of each piece; a piece below "
+                  f"the gate never becomes a hit): trained on {g['on_topic_texts']} on-topic and {g['ordinary_texts']} "
+                  f"ordinary texts; threshold {g['threshold']} keeps {g['passes_positive_tuning']:.3f} of the policy's "
+                  f"{g['positive_tuning_rows']} positive tuning rows and lets {g['passes_ordinary_training']:.3f} of the "
+                  "ordinary training texts through."]
+    return lines
+
+
+def _false_pages(fp: dict | None) -> list[str]:
+    if not fp:
+        return ["## False pages on benign real chat", "", "Not measured for this suite: run `convmon bench false-pages`.", ""]
+    lines = [
+        "## False pages on benign real chat (`convmon bench false-pages`, bench/false-pages.json)",
+        "",
+        f"{fp['turns']} turns of held-out benign sources (never trained on, never used for a decision), through the "
+        f"worker's scoring and the default alert rules: **{fp['per_1000']} pages per 1,000 turns** (target ≤ "
+        f"{fp['targets']['overall_per_1000']}); by signal: "
+        + (", ".join(f"{k} {v}" for k, v in fp["per_1000_by_signal"].items()) or "none") + ".",
+        "",
+        "| role | ≤ 40 words | 41–150 words | > 150 words |",
+        "|---|---|---|---|",
+    ]
+    for role, t in fp["per_1000_by_role_and_length"].items():
+        lines.append(f"| {role} | " + " | ".join(f"{c['per_1000']} ({c['turns']})" if c["turns"] else "—"
+                                               for c in t.values()) + " |")
+    lines += ["", f"Pages per 1,000 turns (turns in brackets). Long / short ratio: {fp['long_to_short']} (target ≤ 2). "
+              f"Every role × length cell ≤ {fp['targets']['every_role_and_length_per_1000']}: "
+              f"**{'met' if fp['meets_targets'] else 'NOT met'}** overall."]
+    for pid, g in (fp.get("topic_gate") or {}).items():
+        lines.append(f"Topic gate `{pid}` on these turns: {g['off_topic_passing']:.3f} of {g['off_topic_turns']} "
+                     f"off-topic turns pass it, {g['mainstream_climate_passing']:.3f} of {g['mainstream_climate_turns']} "
+                     "mainstream climate statements do.")
+    return lines + [""]
+
+
+def render(m: dict, false_pages: dict | None = None) -> str:
     s, ev, agree, b = m["suite"], m["metrics"]["eval"], m["int8_vs_fp32"], m["build"]
     tr = b["training"]
     lines = [
@@ -50,7 +109,8 @@ def render(m: dict) -> str:
         "Public labelled sources with pinned repository, commit, licence and label mapping "
         "(`models/data/public/DATA_CARD.md`, rebuilt by `convmon models data`), plus our hand-written sets "
         "(chat style and hard cases). Each public source is either a *training* source (about 15% of it, by text "
-        "hash, is a tuning split for early stopping and thresholds) or an *evaluation-only* source: never trained on, "
+        "hash, is a tuning split for early stopping; half of each benign chat source is the tuning traffic the "
+        "decisions are chosen on) or an *evaluation-only* source: never trained on, "
         "never used to choose an epoch, a threshold or anything else; an evaluation text that also feeds training "
         "or threshold choice anywhere is dropped from evaluation (`dropped_as_seen_in_training`). Hand-written dev "
         "sets are evaluated the same way, with disclosed exceptions. (1) After a first training run lowered them, the "
@@ -69,14 +129,8 @@ def render(m: dict) -> str:
         f"kept epoch {tr.get('kept_epoch')}, {round((tr.get('seconds') or 0) / 60, 1)} min on this project's 2-core "
         f"machine; rows per head: " + ", ".join(f"{k} {v}" for k, v in (tr.get("rows") or {}).items()) + ".",
         "",
-        "## Thresholds (one per signal, used by alerts, rates and windows alike)",
-        "",
-        "| signal | threshold | chosen on |",
-        "|---|---|---|",
+        *_decisions(s, b),
     ]
-    for task, c in b["threshold_choice"].items():
-        lines.append(f"| {task} | {c['threshold']:.4f} | F1-optimal on {c['n']} tuning rows ({c['positives']} positive; "
-                     "other tasks' tuning texts count as 0) |")
     lines += [
         "",
         "## Results on evaluation-only sources (cross-source: never trained on, never tuned on)",
@@ -109,6 +163,7 @@ def render(m: dict) -> str:
         "",
         "Flag rates by tag (the hard cases) are in `manifest.json` (`metrics.eval.<set>.flag_rate_by_tag`).",
         "",
+        *_false_pages(false_pages),
         "## int8 vs fp32",
         f"On {agree['n_texts']} evaluation texts: drift-embedding cosine mean **{agree['embedding_cosine_mean']:.4f}**, "
         f"min {agree['embedding_cosine_min']:.4f}. Score differences (mean / max absolute): "
@@ -127,7 +182,15 @@ def render(m: dict) -> str:
     return "\n".join(lines)
 
 
-def write(models_dir: Path, manifest: dict) -> Path:
-    path = models_dir / "MODEL_CARD.md"
-    path.write_text(render(manifest))
-    return path
+FALSE_PAGES = Path("bench/false-pages.json")
+
+
+def write(models_dir: Path, manifest: dict, false_pages: dict | None = None) -> Path:
+    """The card; `false_pages`: that report (default: bench/false-pages.json next to models/, if it is of this suite)."""
+    if false_pages is None:
+        path = models_dir.parent / FALSE_PAGES
+        report = json.loads(path.read_text()) if path.is_file() else None
+        false_pages = report if report and report.get("suite") == manifest["suite"]["version"] else None
+    out = models_dir / "MODEL_CARD.md"
+    out.write_text(render(manifest, false_pages))
+    return out

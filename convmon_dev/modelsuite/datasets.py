@@ -1,12 +1,14 @@
 """Which labelled rows train, tune and evaluate each head (one place, read by train, build and eval).
 
-- train: public training sources (split "train", models/data/public/<task>/) + our hand-written
+- train: public training sources (split "train", models/data/public/<task>/), real benign chat (the train
+  split of the benign tuning sources, label 0 for every binary head) + our hand-written
   train sets (models/data/<task>/train*.jsonl, policies' train.jsonl and claim banks; repeated
   HANDWRITTEN_REPEAT times), with short benign chat as label 0 for the binary heads, ordinary text
   from the other tasks as label 0 for jailbreak and the policies, and benign prompts from the
   jailbreak task's public sources as label 0 for toxicity.
-- tune: the public training sources' "dev" split picks the epoch (train) and, with the other tasks'
-  dev texts as label 0 (`threshold_rows`), each threshold (build).
+- tune: the public training sources' "dev" split picks the epoch (train); the dev split of the benign
+  tuning sources chooses the decisions: thresholds at a false-hit budget, topic gates, length correction
+  (build, calibrate.py).
 - evaluate: each evaluation-only public source (never trained on, never used to choose anything)
   and the hand-written dev sets, reported per source.
 """
@@ -22,6 +24,7 @@ from convmon_dev.modelsuite.public.sources import dedup_key
 
 BINARY = ("toxicity", "jailbreak")
 HANDWRITTEN_REPEAT = 6  # our sets are small but are the only chat-style and hard-case data (see README)
+BENIGN_REPEAT = 2  # real benign chat is a few thousand rows among tens of thousands: seen twice as often
 CROSS_NEGATIVES = 3000  # ordinary text from the other tasks, label 0, for jailbreak and policies
 
 
@@ -41,6 +44,16 @@ def handwritten_train_files(models_dir: Path, task: str) -> list[Path]:
     """A task's hand-written training files: train.jsonl (the train side of the train/dev split)
     and any train_<topic>.jsonl written later for a gap (never split, so never in dev)."""
     return sorted((models_dir / "data" / task).glob("train*.jsonl"))
+
+
+BENIGN = "benign"  # models/data/public/benign/: real benign chat, label 0 for every signal, each row with a role
+
+
+def benign_rows(models_dir: Path, splits: tuple[str, ...]) -> list[dict]:
+    """Benign chat turns of the given splits: "train"/"dev" are the tuning sources (thresholds, gates, length
+    correction: convmon_dev/modelsuite/calibrate.py), "eval" the held-out ones (`convmon bench false-pages`)."""
+    folder = public_dir(models_dir) / BENIGN
+    return [r for path in sorted(folder.glob("*.jsonl")) for r in read_jsonl(path) if r["split"] in splits]
 
 
 def _policy_train(pol: Policy) -> list[dict]:
@@ -65,6 +78,12 @@ def training_rows(models_dir: Path) -> dict[str, list[dict]]:
             out[task] += benign
     for pol in load_policies(models_dir):
         out[pol.id] = public_rows(models_dir, pol.id, "train") + _policy_train(pol) * HANDWRITTEN_REPEAT + benign
+    # Real benign chat (the train split of the benign tuning sources: assistant replies of many models, user
+    # requests, people in distress, mainstream climate statements) is label 0 for every binary head: what
+    # traffic's benign side looks like. Its dev split chooses the decisions (calibrate.py) and never trains.
+    chat = [dict(r, label=0) for r in benign_rows(models_dir, ("train",))]
+    for task in (*BINARY, *(p.id for p in load_policies(models_dir))):
+        out[task] += chat * BENIGN_REPEAT
     # Text from the other tasks that is plainly not this task's positive is label 0 (deterministic
     # samples): ordinary chat for jailbreak and policies; benign prompts (requests, questions,
     # "kill a process") for toxicity, which otherwise never sees an assistant-style request.
@@ -104,16 +123,6 @@ def threshold_rows(models_dir: Path) -> dict[str, list[dict]]:
     for pid in policies:
         out[pid] = own[pid] + [r for t in own if t != pid for r in zeros(t)]
     return out
-
-
-BENIGN = "benign"  # models/data/public/benign/: real benign chat, label 0 for every signal, each row with a role
-
-
-def benign_rows(models_dir: Path, splits: tuple[str, ...]) -> list[dict]:
-    """Benign chat turns of the given splits: "train"/"dev" are the tuning sources (thresholds, gates, length
-    correction: convmon_dev/modelsuite/calibrate.py), "eval" the held-out ones (`convmon bench false-pages`)."""
-    folder = public_dir(models_dir) / BENIGN
-    return [r for path in sorted(folder.glob("*.jsonl")) for r in read_jsonl(path) if r["split"] in splits]
 
 
 def evaluation_sets(models_dir: Path) -> list[tuple[str, str, list[dict], int]]:

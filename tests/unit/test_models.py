@@ -54,11 +54,11 @@ def test_manifest_reports_cross_source_metrics_for_every_signal(manifest):
             assert public["by_source"], "per-source breakdown missing"
     assert "fpr_quote_rebut" in ev["handwritten:climate_science"]
     # evaluation-only sources never reach training or the tuning split, not even as a shared text
-    from convmon_dev.modelsuite.datasets import evaluation_sets, threshold_rows, training_rows
+    from convmon_dev.modelsuite.datasets import benign_rows, evaluation_sets, threshold_rows, training_rows
     from convmon_dev.modelsuite.public.sources import dedup_key
 
-    used = {dedup_key(r["text"]) for rows in (*training_rows(MODELS).values(), *threshold_rows(MODELS).values())
-            for r in rows}
+    used = {dedup_key(r["text"]) for rows in (*training_rows(MODELS).values(), *threshold_rows(MODELS).values(),
+                                              benign_rows(MODELS, ("train", "dev"))) for r in rows}
     for name, _, rows, _ in evaluation_sets(MODELS):
         assert not {dedup_key(r["text"]) for r in rows} & used, name
     for path in (MODELS / "data" / "public").rglob("*.jsonl"):
@@ -113,11 +113,14 @@ def test_build_reproduces_the_shipped_suite_within_tolerance(tmp_path, manifest)
     for key in ("toxicity", "jailbreak", "sentiment_probs", "policy", "embedding_head"):
         a, b = np.array(rebuilt["probe"][key]), np.array(manifest["probe"][key])
         assert np.abs(a - b).max() <= PROBE_TOLERANCE, key
-    # A threshold is an argmax over thousands of scores and may move more than the scores do; what
-    # matters is the quality of the decision it makes on the tuning rows.
-    for signal, chosen in manifest["build"]["threshold_choice"].items():
-        again = rebuilt["build"]["threshold_choice"][signal]
-        assert abs(again["f1"] - chosen["f1"]) <= 0.02, (signal, again, chosen)
+    # The decisions rest on the same choices: the length correction, and thresholds at the same false-hit
+    # budget on the benign tuning turns (a threshold is the k-th highest of thousands of scores: it moves at
+    # most as much as that score does).
+    for signal, chosen in manifest["build"]["decision_choice"]["signals"].items():
+        again = rebuilt["build"]["decision_choice"]["signals"][signal]
+        assert again["alpha"] == chosen["alpha"], signal
+        assert abs(again["threshold"] - chosen["threshold"]) <= PROBE_TOLERANCE, (signal, again, chosen)
+        assert again["flagged"] <= again["budget_per_1000"] * again["tuning_turns"] / 1000, signal
 
 
 @pytest.mark.parametrize(

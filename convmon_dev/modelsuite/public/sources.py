@@ -63,6 +63,7 @@ class Source:
     filters: str  # what was dropped or sampled, in words
     read: Callable[[GitFile], list[Row]] = field(repr=False)
     max_rows: int | None = None  # deterministic sample cap (by text hash), after filtering
+    dev_share: float = 0.15  # of a training source, the share (by text hash) that is its dev split
 
     def __post_init__(self):
         if self.licence not in ALLOWED_LICENCES:

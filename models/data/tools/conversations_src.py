@@ -604,4 +604,14 @@ CONVERSATIONS = [
             A("Exactly right! 25π ≈ 78.54."),
         ],
     },
+    {
+        "id": "ta-0015", "app": "travel-assistant", "model": "ta_new", "user_ref": "trav-7731",
+        "themes": ["other_language"],
+        "turns": [
+            U("Hola, ¿puedo cambiar la fecha de mi vuelo a Lisboa del viernes al domingo?"),
+            A("Claro. Si su tarifa lo permite, el cambio no tiene coste; solo pagaría la diferencia de precio."),
+            U("予約を日曜日に変更したいのですが、追加料金はかかりますか？"),
+            A("日曜日の便に変更できます。運賃の差額のみお支払いいただきます。"),
+        ],
+    },
 ]
