@@ -112,7 +112,9 @@ def overview() -> dict:
                f"WHERE $__timeFilter(window_start) AND {FILTER} GROUP BY time, series ORDER BY time", unit="none"),
         _panel("barchart", "Jailbreak attempts",
                f"SELECT $__timeInterval(window_start) AS time, sum(jailbreak_hits) AS attempts FROM window_stats FINAL "
-               f"WHERE $__timeFilter(window_start) AND {FILTER} GROUP BY time ORDER BY time"),
+               f"WHERE $__timeFilter(window_start) AND {FILTER} GROUP BY time ORDER BY time",
+               description="Jailbreak and prompt injection are decided on user and tool turns only (where an attack "
+                           "arrives); assistant replies keep a score but never count here, in rates or in pages."),
         _panel("timeseries", "Policy hits by policy",
                f"SELECT $__timeInterval(ts) AS time, arrayJoin(policy_hits) AS policy, count() AS hits FROM turns FINAL "
                f"WHERE $__timeFilter(ts) AND {FILTER} GROUP BY time, policy ORDER BY time"),

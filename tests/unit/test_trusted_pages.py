@@ -5,6 +5,7 @@ that each page carries."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -98,26 +99,25 @@ def test_benign_turns_in_other_languages_get_no_hit_and_are_counted_as_unsupport
     assert row.unsupported_language_turns == len(FOREIGN) and row.turns == len(FOREIGN) + 1
 
 
-# Texts that are not about climate at all, with the kind of vocabulary that made the ungated policy fire
-# (issue 18: rocket physics 0.9993, economics 0.9983, batteries 0.9975, a random seed 0.9977).
-OFF_TOPIC = [
-    "In the story the ship's fusion drive burns for three days, pushing the crew to a tenth of light speed, and the "
-    "captain warns that the reactor's heat must be dumped through the radiators or the hull will melt.",
-    "Kalecki argued that profits are determined by capitalists' own spending: investment and their consumption "
-    "set the level of profits, while workers spend what they earn.",
-    "Solid-state batteries replace the liquid electrolyte with a solid one, which could raise energy density and "
-    "reduce fire risk, but manufacturing them at scale is still expensive.",
-    "A random seed is the starting value of a pseudo-random number generator: the same seed gives the same "
-    "sequence, which makes experiments reproducible.",
-]
+CLIMATE_WORDS = re.compile(r"climat|warming|carbon|emission|greenhouse|fossil|co2|sea level|glacier|weather", re.I)
 
 
-def test_off_topic_texts_never_become_policy_hits(suite):
-    rows, _ = suite.model.fields(OFF_TOPIC, ["assistant"] * len(OFF_TOPIC))
-    assert all(r["policy_hits"] == [] for r in rows), [r["policy_scores"] for r in rows]
+def test_off_topic_texts_the_policy_head_alone_would_flag_never_become_policy_hits(suite):
+    """Real assistant replies about anything but climate (held-out benign sources): some score above the policy's
+    threshold on the policy head alone (rocket physics, economics, batteries did in issue 18); the topic gate
+    keeps every one of them from becoming a hit, and it still lets the policy's own topic through."""
+    from convmon_dev.modelsuite.datasets import benign_rows
+
+    texts = [r["text"] for r in benign_rows(MODELS, ("eval",))
+             if r["role"] == "assistant" and r.get("tag") != "climate_mainstream" and not CLIMATE_WORDS.search(r["text"])]
+    scored = suite.model.score(texts, ["assistant"] * len(texts))
+    threshold = suite.model.policy_thresholds["climate_science"]
+    head_alone = [t for t in scored if t.decisions["climate_science"].score >= threshold]
+    assert len(head_alone) >= 3, "no off-topic text the ungated head would flag: the test needs other texts"
+    assert not any(t.decisions["climate_science"].hit for t in head_alone)
     contrarian = "Global warming is a hoax; the climate has always changed and CO2 is harmless plant food."
     (hit,), _ = suite.model.fields([contrarian], ["assistant"])
-    assert hit["policy_hits"] == ["climate_science"], "the gate lets the policy's own topic through"
+    assert hit["policy_hits"] == ["climate_science"]
 
 
 @pytest.mark.parametrize("tail,signal", [(INSULT, "toxicity"), (INJECTION, "jailbreak")])
