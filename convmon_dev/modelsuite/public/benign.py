@@ -14,7 +14,10 @@ role "train" sources). Every row carries `role` ("user" or "assistant": how the 
 The two groups are disjoint by source and, where the data allows, by model:
 
 - train (thresholds; later possibly training negatives): MT-bench answers of 15 models and MT-bench's own
-  questions (one FastChat copy), HWU64 assistant commands, Reddit stress posts, MultiClimate transcripts.
+  questions (one FastChat copy), HWU64 assistant commands, Reddit stress posts, MultiClimate transcripts;
+  and, for threshold choice only (dev_share 1.0: all of their rows are in the dev split, none trains),
+  climate-science explainer paragraphs of two CC BY textbooks (Sustainability: A Comprehensive Foundation,
+  chiefly its climate chapter; OpenStax Biology 2e, chiefly its climate-change section), as assistant turns.
 - eval (held out): the Vicuna-bench answers of March 2023 and its questions (FastChat history), the LLMFAO
   crowdsourced-benchmark answers of many hosted and open models and its prompts, Banking77 customer
   queries, CounselChat questions and therapists' answers, ClimateX IPCC statements, the assistant side of
@@ -35,7 +38,14 @@ Rejected while building this (see the report that came with this file): alpaca_e
 data licence CC BY-NC 4.0), ESConv (CC BY-NC 4.0), Empathy-Mental-Health (non-commercial academic licence),
 EmpatheticDialogues (CC BY-NC), M4 and hh-rlhf helpful data and Dolly-15k and MultiWOZ/Taskmaster dialogues
 (files absent from the mirrors: LFS or over 4 MiB), a Polish MT-bench fork (not English), and every reserved
-set (never used, in any copy).
+set (never used, in any copy). For mainstream climate text: ClimaText (its data is on a university site, not
+in a GitHub repository with a licence), ClimaQA and the Climate Bot MRC set (Hugging Face only; ClimaQA's
+repository holds only a sample of copyrighted textbook text), ClimaFactsKG's Skeptical Science rebuttals
+(CC BY, but the graph file is over 4 MiB and absent from the mirror), ExpertQA's climate answers (MIT, but
+only a few dozen climate and environmental-science questions in the files present), the OpenStax biology
+bundle (snapshot over the size limit: the cnx-user-books export of Biology 2e is used instead), IPCC report
+text other than ClimateX (IPCC terms, not an open licence), and anything built from CLIMATE-FEVER, FLICC or
+ClimateX.
 """
 
 from __future__ import annotations
@@ -228,6 +238,136 @@ def read_multiclimate(git: GitFile) -> list[Row]:
 
 
 # ---------------------------------------------------------------------------------------------
+# train side, tuning only (dev_share 1.0): climate-science explainer paragraphs from two CC BY open
+# textbooks, as exported from cnx.org (OpenStax CNXML). Expository text that says what mainstream climate
+# science says, written to explain it: the closest public, permissively licensed stand-in for an assistant's
+# answer to a climate question.
+
+CNX_SUS_REPO = "cnx-user-books/cnxbook-sustainability-a-comprehensive-foundation"
+CNX_SUS_COMMIT = "49dec7819f0680cb012688fae4b404be3948b291"
+CNX_SUS_COLLECTION = "collections/sustainability-a-comprehensive-foundation.collection.xml"
+# Chapter 3, "Climate and Global Change": every paragraph is climate science. Other
+# chapters (energy, footprints, policy, health) contribute the paragraphs that are about climate change.
+CNX_SUS_CLIMATE_MODULES = {"m41664", "m38482", "m38572", "m41579", "m41580"}
+CNX_SUS_FRONT_MATTER = {"m43491", "m41663"}  # foreword and preface: about the book, not about the climate
+CNX_BIO_REPO, CNX_BIO_COMMIT = "cnx-user-books/cnxbook-biology-2e", "dc0170c088d2df398e742295f528ad1df6c86c58"
+CNX_BIO_COLLECTION = "collections/biology-2e.collection.xml"
+CNX_BIO_CLIMATE_MODULES = {"m66419"}  # 44.5 "Climate and the Effects of Global Climate Change"
+
+_CNX = "{http://cnx.rice.edu/cnxml}"
+# sections and elements that are not running explanation: objectives, exercises and their answers,
+# references, link lists, figures, tables, boxed notes
+_CNX_SKIP_TITLE = re.compile(r"learning[ -]objectives|review|question|exercise|glossary|references|resources|"
+                             r"further[ -]reading|link[ -]to[ -]learning|critical[ -]thinking|visual[ -]connection|"
+                             r"multiple[ -]choice|free[ -]response", re.I)
+_CNX_SKIP_TAGS = {"exercise", "figure", "table", "note", "glossary", "example", "problem", "solution"}
+_HOLE = "\u27e8?\u27e9"  # where a figure reference, an image, a formula or an inline list was: its sentence goes
+# sentences that only make sense inside the book (cross-references, the book addressing its students)
+_CNX_BOOKISH = re.compile(
+    r"\b([Ff]igures?|Tables?|Equations?|[Mm]odules?|[Cc]hapters?|[Ss]ections?|[Tt]extbook|this (book|text)|[Ss]tudents|"
+    r"(I|[Ww]e) will (briefly |now )?(detail|discuss|describe|examine|explore|look|consider|review|focus)|"
+    r"(top|bottom|upper|lower|left|right|each|this) panels?|([Tt]his|[Tt]hese|[Tt]he|top|bottom|inlaid) (graphs?|maps?|images?|"
+    r"diagrams?|photos?)|(black|blue|red|pink|gr[ae]y|green|dashed|dotted|solid) (lines?|shading|curves?|bars?)|"
+    r"[Nn]otice that|[Aa]s you can see|(explained|discussed|described|mentioned|shown) (above|below|earlier|later)|"
+    r"shown in (warm|cold|red|blue)|See [A-Z])\b|\(see |:$")
+_CNX_CLIMATE = re.compile(
+    r"climate change|climatic change|changing climate|global warming|(climate|planetary|ocean|recent|observed|"
+    r"anthropogenic|human-caused) warming|greenhouse (gas|gases|effect)|climate (system|models?|projections?|"
+    r"sensitivity|forcing|action|policy|policies|mitigation)|radiative forcing|\bIPCC\b|sea[- ]level rise|"
+    r"rising seas?|ocean acidification|ice sheets?|(carbon|CO2|greenhouse[- ]gas|GHG|methane) emissions?|"
+    r"\blow[- ]carbon|carbon footprint", re.I)
+# a paragraph that reports what others claim or that there is a debate (contrarian views or false balance put
+# in the reader's mind, the rebuttal, if any, in another paragraph) is dropped: read alone it is not a
+# mainstream statement
+_CNX_REPORTED = re.compile(r"\b(some|others|critics)\s+(argue|suggest|claim|contend|believe)|skeptic|sceptic|"
+                           r"denier|denial|\bhoax|controvers|debat|both sides", re.I)
+_SENT_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“(]?[A-Z0-9])")
+_ABBREV = re.compile(r"\b(e\.g|i\.e|et al|U\.S|vs|ca|approx|Dr|Mr|Mrs|St|No|Fig|Eq)\.[\"”’)]?$")
+CNX_CHUNK_WORDS = 100  # a paragraph over 150 words becomes chunks of whole sentences of at most about this
+
+
+def _cnx_text(el) -> str:
+    """Running text of a CNXML element: inline markup kept as text; a reference to a figure or table (a link
+    with target-id), an image, a formula, a list or a table inside the paragraph becomes a hole marker."""
+    parts = [el.text or ""]
+    for ch in el:
+        tag = ch.tag.rsplit("}", 1)[-1]
+        if tag == "link":
+            label = "".join(ch.itertext()).strip()
+            parts.append(f" {_HOLE} " if ch.get("target-id") or not label else label)
+        elif tag == "footnote":
+            pass
+        elif tag in ("figure", "note", "list", "table", "media", "newline", "equation", "math") or "MathML" in ch.tag:
+            parts.append(f" {_HOLE} ")
+        else:
+            parts.append(_cnx_text(ch))
+        parts.append(ch.tail or "")
+    return " ".join("".join(parts).split())
+
+
+def _cnx_paragraphs(el):
+    for ch in el:
+        tag = ch.tag.rsplit("}", 1)[-1]
+        title = ch.find(_CNX + "title")
+        title_text = "".join(title.itertext()) if title is not None else ""
+        if (tag in _CNX_SKIP_TAGS or _CNX_SKIP_TITLE.search(ch.get("class", ""))
+                or _CNX_SKIP_TITLE.search(title_text)):
+            continue
+        if tag == "para":
+            yield _cnx_text(ch)
+        elif tag in ("section", "content"):
+            yield from _cnx_paragraphs(ch)
+
+
+def _sentences(text: str) -> list[str]:
+    out: list[str] = []
+    for piece in _SENT_END.split(text):
+        if out and _ABBREV.search(out[-1]):
+            out[-1] += " " + piece
+        else:
+            out.append(piece)
+    return [p.strip() for p in out if p.strip()]
+
+
+def _cnx_rows(para: str) -> list[str]:
+    """A paragraph without its book-bound sentences; over 150 words, chunks of whole sentences."""
+    sents = [s for s in _sentences(para) if _HOLE not in s and not _CNX_BOOKISH.search(s) and not s[:1].islower()]
+    if sum(len(s.split()) for s in sents) <= 150:
+        return [" ".join(sents)] if sents else []
+    chunks, cur = [], []
+    for s in sents:
+        if cur and sum(len(x.split()) for x in cur) + len(s.split()) > CNX_CHUNK_WORDS:
+            chunks.append(" ".join(cur))
+            cur = []
+        cur.append(s)
+    return chunks + ([" ".join(cur)] if cur else [])
+
+
+def _read_cnx_climate(git: GitFile, collection: str, climate_modules: set[str], skip_modules: set[str]) -> list[Row]:
+    modules = re.findall(r'<col:module document="(m\d+)"', git.read_text(collection))
+    rows = []
+    for mid in modules:
+        if mid in skip_modules:
+            continue
+        content = ET.fromstring(git.read_bytes(f"modules/{mid}/index.cnxml")).find(_CNX + "content")
+        for para in _cnx_paragraphs(content):
+            for text in _cnx_rows(para):
+                if not 5 <= len(text.split()) <= 150 or _CNX_REPORTED.search(text):
+                    continue
+                if mid in climate_modules or _CNX_CLIMATE.search(text):
+                    rows.append(_row(text, "climate_mainstream", "assistant"))
+    return _finish(rows)
+
+
+def read_cnx_sustainability(git: GitFile) -> list[Row]:
+    return _read_cnx_climate(git, CNX_SUS_COLLECTION, CNX_SUS_CLIMATE_MODULES, CNX_SUS_FRONT_MATTER)
+
+
+def read_cnx_biology(git: GitFile) -> list[Row]:
+    return _read_cnx_climate(git, CNX_BIO_COLLECTION, CNX_BIO_CLIMATE_MODULES, set())
+
+
+# ---------------------------------------------------------------------------------------------
 # eval side: Vicuna-bench answers and questions (FastChat's first evaluation, March-April 2023)
 
 VB_REPO, VB_COMMIT = "lm-sys/FastChat", "69d085eadab8e9fcf831a97e17e132658c3d2272"
@@ -410,6 +550,45 @@ SOURCES: list[Source] = [
            filters=_F + "; read through climate.py's reader (train/dev videos only: their test videos stay "
                         "the climate task's evaluation)",
            read=read_multiclimate, max_rows=700),
+    # ---- train, tuning only (dev_share 1.0: every row is in the dev split, none trains) ----
+    Source(id="benign_sustainability_climate", task=TASK, role="train", dev_share=1.0, repo=CNX_SUS_REPO,
+           commit=CNX_SUS_COMMIT, paths=[CNX_SUS_COLLECTION, "modules/*/index.cnxml"], licence="CC-BY-4.0",
+           licence_evidence="LICENSE at that commit: Attribution 4.0 International; README: 'This book is available "
+                            "under the Creative Commons Attribution License'; the collection file's md:license: "
+                            "http://creativecommons.org/licenses/by/4.0/ ('Creative Commons Attribution License 4.0')",
+           citation="Theis and Tomkin (eds.) 2012, Sustainability: A Comprehensive Foundation (University of "
+                    "Illinois Open Source Textbook Initiative; OpenStax CNX col11325), chiefly chapter 3 'Climate and "
+                    "Global Change'; the cnx-user-books export of the book",
+           labels=_ALL0 + "; textbook paragraphs explaining climate science (greenhouse effect, albedo, insolation "
+                          "and Milankovitch cycles, ice-core and instrument records, observed impacts, projections, "
+                          "emissions and mitigation) -> role assistant (expository, as an assistant answering a "
+                          "climate question), tag climate_mainstream",
+           filters=_F + "; the modules in the collection's order, foreword and preface left out; running paragraphs "
+                        "only (learning objectives, review questions, references, resources, figures, tables and "
+                        "boxed notes left out); sentences that point at a figure, table, formula, inline list or "
+                        "another part of the book dropped; paragraphs over 150 words cut into runs of whole "
+                        "sentences of about 100 words; every paragraph of chapter 3, from the other chapters only "
+                        "those about climate change (greenhouse gases, warming, emissions ...); 5 to 150 words; a "
+                        "paragraph that reports what skeptics or 'some' argue, or calls the subject controversial, "
+                        "dropped, and so is one that speaks of a debate ('presently being debated', 'both sides of this "
+                        "argument'): read alone it is not a mainstream statement",
+           read=read_cnx_sustainability, max_rows=600),
+    Source(id="benign_biology2e_climate", task=TASK, role="train", dev_share=1.0, repo=CNX_BIO_REPO,
+           commit=CNX_BIO_COMMIT, paths=[CNX_BIO_COLLECTION, "modules/*/index.cnxml"], licence="CC-BY-4.0",
+           licence_evidence="LICENSE at that commit: Attribution 4.0 International; README: 'This book is available "
+                            "under the Creative Commons Attribution License'; the collection file's md:license: "
+                            "http://creativecommons.org/licenses/by/4.0/",
+           citation="Clark, Douglas and Choi 2018, Biology 2e (OpenStax, Rice University; OpenStax CNX col24361), "
+                    "chiefly section 44.5 'Climate and the Effects of Global Climate Change'; the cnx-user-books "
+                    "export of the book",
+           labels=_ALL0 + "; textbook paragraphs on climate and climate change (climate vs weather, ice-core "
+                          "evidence, natural and human drivers, greenhouse gases, observed effects, extinction "
+                          "threats, the carbon cycle) -> role assistant (expository), tag climate_mainstream",
+           filters=_F + "; as benign_sustainability_climate: running paragraphs only, book-bound sentences "
+                        "dropped, long paragraphs cut into runs of whole sentences; every paragraph of section 44.5, "
+                        "from the other modules only those about climate change; 5 to 150 words; paragraphs "
+                        "reporting contrarian views or a debate dropped",
+           read=read_cnx_biology, max_rows=600),
     # ---- eval: never trained on, never used to choose anything ----
     Source(id="benign_vicuna_bench_answers", task=TASK, role="eval", repo=VB_REPO, commit=VB_COMMIT,
            paths=VB_ANSWER_PATHS, licence="Apache-2.0", licence_evidence=VB_LICENCE, citation=VB_CITATION,
