@@ -47,6 +47,9 @@ class Metrics:
                                         "Partitions found stalled (records waiting, position not moving)",
                                         ["topic", "partition"], registry=r)
         self.partitions_stalled = Gauge("convmon_partitions_stalled", "Partitions stalled right now", registry=r)
+        self.group_rejoins = Counter("convmon_group_rejoins_total",
+                                     "Consumer-group rejoins the stall watchdog asked for (its last resort, budgeted)",
+                                     registry=r)
         self.outbox_unreadable = Counter("convmon_outbox_unreadable_total",
                                          "Outbox records that are not a notification this version reads (skipped)",
                                          ["channel"], registry=r)

@@ -140,26 +140,46 @@ class StallWatch:
     * the record at the committed offset was read past but is neither in processing nor acknowledged:
       it was dropped between fetch and processing, and the commit (stream/consumer.py) waits for it.
     Steps: seek back to the committed offset; if the partition is still stuck `after_s` later, rejoin the
-    consumer group (a rebalance re-seeks every partition); then again.
+    consumer group (a rebalance re-seeks every partition, on every worker of the group: the last resort).
+    Rejoins back off exponentially (after_s · 2^k, at most one an hour) and at most `max_rejoins_per_hour`
+    happen in any hour, whatever the partitions: a stall a rejoin does not cure must not become a rebalance
+    storm. A partition fully committed up to its high watermark is never stalled.
 
     Plain code: the caller passes a PartitionView (or a tuple of its fields) per partition and performs
     the actions returned."""
 
-    def __init__(self, after_s: float):
+    def __init__(self, after_s: float, max_rejoins_per_hour: int = 4):
         self.after_s = after_s
+        self.max_rejoins_per_hour = max_rejoins_per_hour
         self._since: dict[Hashable, tuple[tuple, float]] = {}  # tp → (progress, when it last moved or a step ran)
         self.steps: dict[Hashable, int] = {}  # tp → steps taken in the current stall
+        self.rejoins: list[float] = []  # when the recent rejoins were asked for (any partition)
 
     @property
     def stalled(self) -> set:
         return set(self.steps)
 
+    def _may_rejoin(self, now: float, decided: list) -> bool:
+        """One rejoin per check (it re-seeks every partition); after k rejoins in the last hour the next waits
+        after_s · 2^k (at most an hour) since the last one; never more than max_rejoins_per_hour in an hour."""
+        self.rejoins = [t for t in self.rejoins if now - t < 3600]
+        if any(a.kind == "rejoin" for a in decided) or len(self.rejoins) >= self.max_rejoins_per_hour:
+            return False
+        k = len(self.rejoins)
+        return k == 0 or now - self.rejoins[-1] >= min(3600.0, self.after_s * 2 ** k)
+
     @staticmethod
-    def _owed(v: PartitionView) -> bool:
-        return v.committed is not None and v.committed < v.position and not v.committed_in_hand
+    def _done(v: PartitionView) -> bool:
+        """Everything up to the high watermark is committed: nothing is owed, whatever the position says (after
+        a broker restart the consumer's position was seen one past a high watermark it had not refreshed)."""
+        return v.committed is not None and v.committed >= v.highwater
+
+    def _owed(self, v: PartitionView) -> bool:
+        return (v.committed is not None and v.committed < v.position and not v.committed_in_hand
+                and not self._done(v))
 
     def _stuck(self, v: PartitionView) -> bool:
-        return self._owed(v) or (not v.busy and v.position < v.highwater)
+        return self._owed(v) or (not v.busy and v.position < v.highwater and not self._done(v))
 
     def check(self, partitions: dict[Hashable, PartitionView | tuple], now: float) -> list[StallAction]:
         out = []
@@ -181,7 +201,11 @@ class StallWatch:
             if now - prev[1] < self.after_s:
                 continue
             step = self.steps.get(tp, 0) + 1
+            if step >= 2 and not self._may_rejoin(now, out):
+                continue
+            if step >= 2:
+                self.rejoins.append(now)
             self.steps[tp] = step
-            self._since[tp] = (progress, now)  # the next step only after another after_s
+            self._since[tp] = (progress, now)  # the next step only after another wait
             out.append(StallAction(tp, "seek" if step == 1 else "rejoin", v.position, v.highwater, now - prev[1]))
         return out

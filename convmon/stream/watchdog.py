@@ -5,7 +5,8 @@ position (next offset the worker will read), the high watermark, whether a recor
 being processed (unacknowledged), and whether the record at the committed offset is in processing
 or acknowledged, and acts on what StallWatch says: a warning naming the topic and
 partition, `convmon_partition_stalled_total{topic,partition}` and the `convmon_partitions_stalled`
-gauge, a seek back to the committed offset, then a rejoin of the consumer group.
+gauge, a seek back to the committed offset, then a rejoin of the consumer group (backed off and budgeted,
+`convmon_group_rejoins_total`).
 
 These are the only places the watchdog touches Faust's and aiokafka's internals; each is named.
 """
@@ -78,8 +79,10 @@ def register(app: faust.App) -> None:
                 if committed is not None:
                     await app.consumer.seek(a.tp, committed)
             else:
-                log.warning("partition %s still stalled at %d of %d after a re-read; rejoining the consumer group",
-                            where, a.position, a.highwater)
+                rt.metrics.group_rejoins.inc()
+                log.warning("partition %s still stalled at %d of %d after a re-read; rejoining the consumer group "
+                            "(%d rejoins in the last hour, at most %d)", where, a.position, a.highwater,
+                            len(watch.rejoins), watch.max_rejoins_per_hour)
                 try:
                     await _rejoin(app)
                 except Exception as e:  # noqa: BLE001

@@ -128,3 +128,36 @@ def test_a_record_dropped_behind_the_commit_is_found_even_while_later_records_fl
     # a slow record at the committed offset (in processing) is not a stall
     for t in range(0, 300, 20):
         assert w.check({"p3": PartitionView(900, 900, True, committed=445, committed_in_hand=True)}, now=t) == []
+
+
+def test_a_finished_partition_is_never_stalled_whatever_the_position_says():
+    """Issue 20: after kills and a broker restart an idle, fully committed partition showed its position one past
+    the high watermark (5904 of 5903, committed 5903) and the watchdog rejoined the group again and again."""
+    from convmon.stream.offsets import PartitionView, StallWatch
+
+    w = StallWatch(after_s=60)
+    for t in range(0, 1200, 5):
+        assert w.check({"turns/0": PartitionView(5904, 5903, False, committed=5903, committed_in_hand=False),
+                        "alerts/0": PartitionView(503, 502, False, committed=502, committed_in_hand=False)}, now=t) == []
+    assert w.stalled == set()
+    # one record really owed below the high watermark is still found
+    acts = []
+    for t in range(0, 130, 5):
+        acts += w.check({"turns/1": PartitionView(5904, 5904, False, committed=5903, committed_in_hand=False)}, now=t)
+    assert [a.kind for a in acts] == ["seek", "rejoin"]
+
+
+def test_rejoins_back_off_and_stay_within_the_hourly_budget():
+    """A stall no rejoin cures: rejoins slow down exponentially and never exceed the budget per hour."""
+    from convmon.stream.offsets import StallWatch
+
+    w = StallWatch(after_s=60, max_rejoins_per_hour=4)
+    times = []
+    for t in range(0, 4 * 3600, 5):
+        for a in w.check({"p0": (94, 148, False), "p1": (10, 20, False)}, now=t):
+            if a.kind == "rejoin":
+                times.append(t)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(times) >= 4 and gaps[:3] == sorted(gaps[:3]) and gaps[0] < gaps[2], times  # backing off
+    assert all(sum(1 for u in times if t <= u < t + 3600) <= 4 for t in times), times  # the budget
+    assert max(gaps) <= 3600 + 65, times  # still tries, at least once an hour
