@@ -109,7 +109,7 @@ def test_toxic_burst_becomes_alert_candidates_and_one_incident(app, monkeypatch)
     """Score agent → chat.alerts candidates; alerts agent → one page, the rest suppressed, all recorded."""
     from convmon.wire import decode_alert_record as alert_from_json
 
-    texts = ["you are a pathetic worthless idiot and everyone hates you, shut up you moron"] * 30
+    texts = ["you are a pathetic worthless idiot and everyone hates you, shut up you moron. mail jane.doe@example.com"] * 30
     turns = make_turns(30, text="{i}")
     records = []
     for t, text in zip(turns, texts):
@@ -120,7 +120,9 @@ def test_toxic_burst_becomes_alert_candidates_and_one_incident(app, monkeypatch)
     candidates = [alert_from_json(v) for _, v, _ in app.captured["alerts"].sent]
     assert len(candidates) == 30 and {a.kind for a in candidates} == {"toxic_turn"}
     assert len({a.dedup_key for a in candidates}) == 1  # grouped by conversation
-    assert "idiot" not in candidates[0].summary  # never the chat text
+    # the page quotes the redacted part of the turn that decided it, never raw text or PII
+    assert "idiot" in candidates[0].summary and "jane.doe" not in candidates[0].summary
+    assert "jane.doe" not in json.dumps(candidates[0].details) and candidates[0].details["evidence"]["excerpt"]
 
     changelog = []  # (partition, key) of each incidents-table change
     partition_for_key = app.convmon.tables["incidents"].partition_for_key
