@@ -153,7 +153,8 @@ def turn_alerts(rules: RuleSet, scored: Sequence, thresholds: dict[str, float], 
         for pid, score in (f.get("policy_scores") or {}).items():
             checks.append(("policy_violation", pid, score, pid in (f.get("policy_hits") or ()), policy_thresholds.get(pid)))
         for kind, signal, score, hit, suite_threshold in checks:
-            rule = rules.get(kind, ctx)
+            # a policy's own overrides (match = { policy = "<id>" }, as `convmon calibrate` proposes) apply to it
+            rule = rules.get(kind, {**ctx, "policy": signal} if kind == "policy_violation" else ctx)
             if rule is None:
                 continue
             if rule.threshold is not None:
