@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .feedback.precision import precision_sql
+
 DS = {"type": "grafana-clickhouse-datasource", "uid": "convmon-clickhouse"}
 
 
@@ -193,6 +195,11 @@ def conversations() -> dict:
                "SELECT turn_index, role, ts, round(toxicity, 3) AS toxicity, round(sentiment, 3) AS sentiment, "
                "sentiment_label, round(jailbreak, 3) AS jailbreak, policy_hits, pii, text_redacted FROM turns FINAL "
                "WHERE conversation_id = " + value("conversation") + " ORDER BY turn_index", w=24, h=12),
+        _panel("table", "Precision by signal, app and model version (labels)",
+               precision_sql("$__timeFilter(labelled_at) AND " + one_of("app", "app")), w=24,
+               description="From chat.feedback labels (convmon alerts label, end-user reports, reviewers), the latest "
+                           "per alert or turn: precision = confirmed / (confirmed + false_alarm) with a Wilson 95% "
+                           "interval; missed = turns convmon did not flag. `convmon precision` prints the same."),
     ], extra_vars=[conv_var])
 
 

@@ -39,6 +39,9 @@ SECTIONS = [
             "Dashed: each series' threshold. Vertical lines: a model version's first turns."),
     Section("Alerts over time, by kind", "conversations", "Alerts by kind", "bars"),
     Section("Conversations with abrupt sentiment shifts", "conversations", "Conversations with abrupt shifts", "table"),
+    Section("Precision from labels, by signal, app and model version", "conversations",
+            "Precision by signal, app and model version (labels)", "table",
+            "Labels from on-call, end users and reviewers; precision with a Wilson 95% interval (`convmon precision`)."),
     Section("One conversation, turn by turn (redacted text)", "conversations", "Conversation turns (redacted text only)",
             "table", "The most recent conversation with a shift; ids are pseudonyms."),
 ]
