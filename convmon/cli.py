@@ -183,6 +183,171 @@ def pseudonym(ctx: click.Context, ids: tuple[str, ...]) -> None:
         click.echo(f"{raw}\t{keyed(key, raw)}")
 
 
+# --- feedback: on-call labels, precision, calibration ---------------------------------------------
+def _duration(value: str) -> float:
+    """'90s', '30m', '1h', '7d' → seconds."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value or "")
+    if not m:
+        raise click.BadParameter(f"expected a duration such as 30m, 1h or 7d, got {value!r}")
+    return float(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]]
+
+
+@main.group()
+def alerts() -> None:
+    """On-call: recent incidents, and labels on them (published to chat.feedback)."""
+
+
+@alerts.command("list")
+@click.option("--since", default="1h", show_default=True, help="how far back, e.g. 30m, 1h, 7d")
+@click.option("--kind", "kinds", multiple=True, help="only these alert kinds (repeatable)")
+@click.option("--all", "all_", is_flag=True, help="also the alerts folded into an open incident, and resolutions")
+@click.pass_context
+def alerts_list(ctx: click.Context, since: str, kinds: tuple[str, ...], all_: bool) -> None:
+    """Recent incidents from the alerts table: the alerts that paged (notified), newest first."""
+    client = _connect(_settings(ctx))
+    rows = client.query(
+        "SELECT alert_id, ts, kind, severity, app, model_version, delivery, summary FROM alerts FINAL "
+        "WHERE ts >= now64(3) - toIntervalSecond({since:UInt64}) AND (length({kinds:Array(String)}) = 0 "
+        "OR has({kinds:Array(String)}, kind)) AND ({all:UInt8} = 1 OR delivery = 'notified') ORDER BY ts DESC LIMIT 500",
+        parameters={"since": int(_duration(since)), "kinds": list(kinds), "all": int(all_)}).result_rows
+    for alert_id, ts, kind, severity, app, version, delivery, summary in rows:
+        click.echo(f"{alert_id}  {ts:%Y-%m-%d %H:%M:%S}  {kind:<18} {severity:<8} {app} {version}"
+                   f"{'' if delivery == 'notified' else f' ({delivery})'}  {summary}")
+    click.echo(f"{len(rows)} alert(s); label one: convmon alerts label ALERT_ID confirmed|false_alarm [--note TEXT]",
+               err=True)
+
+
+@alerts.command("label")
+@click.argument("alert_id")
+@click.argument("verdict", type=click.Choice(["confirmed", "false_alarm"]))
+@click.option("--signal", default=None, help="what is labelled (the page names it); default: from the stored alert")
+@click.option("--note", default=None, help="free text (stored with PII and secrets redacted)")
+@click.option("--reporter", default=None, help="who labels (stored as a pseudonym); default: your login name")
+@click.pass_context
+def alerts_label(ctx: click.Context, alert_id: str, verdict: str, signal: str | None, note: str | None,
+                 reporter: str | None) -> None:
+    """Label an alert confirmed or false_alarm: publishes a feedback record to chat.feedback."""
+    import getpass
+    import uuid as _uuid
+
+    from pydantic import ValidationError
+
+    from .feedback.oncall import alert_label, alert_signal
+    from .ingest import format_errors
+
+    settings = _settings(ctx)
+    try:
+        alert_id = str(_uuid.UUID(alert_id))
+    except ValueError:
+        raise click.BadParameter("ALERT_ID is the alert's UUID, as its page and `convmon alerts list` show it") from None
+    if signal is None:
+        rows = _connect(settings).query("SELECT kind, details FROM alerts FINAL WHERE alert_id = {a:UUID} LIMIT 1",
+                                        parameters={"a": alert_id}).result_rows
+        if not rows:
+            raise click.ClickException(f"no alert {alert_id} in ClickHouse: give --signal (the page names it)")
+        signal = alert_signal(rows[0][0], json.loads(rows[0][1] or "{}"))
+        if signal is None:
+            raise click.ClickException(f"a {rows[0][0]} alert is convmon's own and takes no label")
+    try:
+        record = alert_label(alert_id, verdict, signal, reporter or getpass.getuser(), note)
+    except ValidationError as e:
+        raise click.ClickException(f"not a valid feedback record: {format_errors(e)}") from None
+    key, value = record.encode()
+    from .produce import TurnPublisher
+
+    try:
+        pub = TurnPublisher.from_settings(settings.kafka, settings.topics.feedback)
+    except Exception as e:
+        raise click.ClickException(f"cannot reach Kafka at {settings.kafka.bootstrap} ({type(e).__name__})") from None
+    with pub:
+        pub.publish_raw(value, key).get(timeout=30)
+    click.echo(f"labelled alert {alert_id} {verdict} ({signal}): feedback {record.feedback_id} on {pub.topic}")
+
+
+@main.command()
+@click.option("--app", default="", help="one app (default: all)")
+@click.option("--since", default="7d", show_default=True, help="labels given in this window, e.g. 7d, 24h")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines")
+@click.pass_context
+def precision(ctx: click.Context, app: str, since: str, as_json: bool) -> None:
+    """Precision of each signal per app and model version, from the labels: labelled count, precision with a
+    Wilson 95% interval, misses reported."""
+    from dataclasses import asdict
+
+    from .feedback.precision import format_rows, precision as measure
+
+    rows = measure(_connect(_settings(ctx)), app=app, since_s=_duration(since))
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(asdict(r)))
+        return
+    click.echo("\n".join(format_rows(rows)) if rows else f"no labels in the last {since}")
+
+
+@main.command()
+@click.option("--app", required=True, help="the app to calibrate")
+@click.option("--budget", type=float, default=None,
+              help="false alerts per 1,000 of the app's turns to stay within (default: feedback.budget_per_1000)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the rules.toml override snippet (default: <var>/calibrate-<app>.toml)")
+@click.option("--rules-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the current rules file with the proposal merged in, for review (never the live one)")
+@click.pass_context
+def calibrate(ctx: click.Context, app: str, budget: float | None, out: Path | None, rules_out: Path | None) -> None:
+    """Propose per-app thresholds from the labels and the scores the app's turns get. Nothing is applied: it
+    writes a rules.toml snippet for a person to review."""
+    from .alerting.rules import RuleSet
+    from .feedback import calibrate as cal
+
+    settings = _settings(ctx)
+    fb = settings.feedback
+    budget = fb.budget_per_1000 if budget is None else budget
+    proposals = cal.calibrate(_connect(settings), app, budget, fb.min_labels, fb.window_days * 86400)
+    if not proposals:
+        raise click.ClickException(f"no labels of a thresholded signal (toxicity, jailbreak, policy:<id>) for app "
+                                   f"{app!r}: nothing to calibrate")
+    for p in proposals:
+        if p.threshold is None:
+            click.echo(f"{p.signal:<26} nothing proposed: {p.reason}")
+        else:
+            click.echo(f"{p.signal:<26} threshold {p.threshold:.4f}: expected false alerts {p.expected_false_per_1000:g} "
+                       f"per 1,000 turns (budget {budget:g}), recall {p.recall:.3f} on {p.positives} labelled positives "
+                       f"({p.labels} flagged labels, {p.turns} turns)")
+    rules = RuleSet.load(settings.alerting.rules_file)
+    out = out or settings.var / f"calibrate-{app.replace('/', '_')}.toml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(cal.snippet(proposals, app, budget, rules))
+    click.echo(f"wrote {out}: proposed, not applied; review it before putting it in your rules file")
+    if rules_out:
+        from .alerting.rules import default_rules_text
+
+        current = Path(settings.alerting.rules_file).read_text() if settings.alerting.rules_file else default_rules_text()
+        rules_out.write_text(cal.insert_overrides(current, cal.override_blocks(proposals, app, rules)))
+        click.echo(f"wrote {rules_out}: the current rules with the proposal merged in (not applied)")
+
+
+@main.group()
+def feedback() -> None:
+    """Labels on what convmon flagged (chat.feedback)."""
+
+
+@feedback.command("export")
+@click.option("--out", type=click.File("w", encoding="utf-8"), default="-", show_default=True)
+@click.option("--app", default="", help="one app (default: all)")
+@click.option("--since", default=None, help="labels given in this window (default: feedback.window_days)")
+@click.pass_context
+def feedback_export(ctx: click.Context, out, app: str, since: str | None) -> None:
+    """Labelled turns as JSONL for training: redacted text, signal, verdict, scores, suite version."""
+    from .feedback.export import export
+
+    settings = _settings(ctx)
+    since_s = _duration(since) if since else settings.feedback.window_days * 86400
+    n = export(_connect(settings), out, since_s, app)
+    click.echo(f"exported {n} labelled turn(s)", err=True)
+
+
 # --- demo ---------------------------------------------------------------------------------------
 @main.command()
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -42,6 +42,8 @@ class TopicSettings(_MaskedRepr, BaseModel):
     dlq: str = "chat.turns.dlq"
     scores: str = "chat.scores"
     alerts: str = "chat.alerts"
+    feedback: str = Field("chat.feedback", description="labels from on-call, end users and reviewers on what convmon "
+                          "flagged (schemas/feedback.schema.json)")
     signals: str = Field("convmon.signals", description="internal: per-turn signals keyed by model version")
     outbox_prefix: str = Field("convmon.outbox.", description="internal: each alert channel's outbox topic is this "
                                "prefix + the channel's name; decided notifications wait there until delivered")
@@ -127,6 +129,15 @@ class DynamicsSettings(_MaskedRepr, BaseModel):
     detector: dict = Field(default_factory=dict, description="ShiftConfig overrides (convmon/state/dynamics.py)")
 
 
+class FeedbackSettings(_MaskedRepr, BaseModel):
+    max_note_chars: int = Field(2000, ge=0, description="a feedback note longer than this is dead-lettered")
+    min_labels: int = Field(30, ge=1, description="`convmon calibrate` proposes a threshold for a signal only with at "
+                            "least this many confirmed / false_alarm / missed labels of it for the app")
+    budget_per_1000: float = Field(1.0, ge=0, description="default false alerts per 1,000 turns that `convmon "
+                                   "calibrate` aims to stay within (--budget)")
+    window_days: float = Field(30, gt=0, description="how far back calibrate and export read labels and turns")
+
+
 class GrafanaSettings(_MaskedRepr, BaseModel):
     url: str = "http://127.0.0.1:3000"
     token: Optional[SecretStr] = Field(None, description="Grafana service-account token (CONVMON_GRAFANA__TOKEN)")
@@ -164,6 +175,7 @@ class Settings(_MaskedRepr, BaseSettings):
     scoring: ScoringSettings = ScoringSettings()
     alerting: AlertingSettings = AlertingSettings()
     dynamics: DynamicsSettings = DynamicsSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
     grafana: GrafanaSettings = GrafanaSettings()
     privacy: PrivacySettings = PrivacySettings()
 

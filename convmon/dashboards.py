@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .feedback.precision import precision_sql
+
 DS = {"type": "grafana-clickhouse-datasource", "uid": "convmon-clickhouse"}
 
 
@@ -206,6 +208,11 @@ def conversations() -> dict:
                "arrayStringConcat(arrayMap(e -> concat(tupleElement(e, 'signal'), ': ', tupleElement(e, 'excerpt')), "
                "evidence), ' | ') AS evidence, text_redacted FROM turns FINAL "
                "WHERE conversation_id = " + value("conversation") + " ORDER BY turn_index", w=24, h=12),
+        _panel("table", "Precision by signal, app and model version (labels)",
+               precision_sql("$__timeFilter(labelled_at) AND " + one_of("app", "app")), w=24,
+               description="From chat.feedback labels (convmon alerts label, end-user reports, reviewers), the latest "
+                           "per alert or turn: precision = confirmed / (confirmed + false_alarm) with a Wilson 95% "
+                           "interval; missed = turns convmon did not flag. `convmon precision` prints the same."),
     ], extra_vars=[conv_var])
 
 

@@ -30,6 +30,7 @@ REASONS = {
     "text_too_long": "text is longer than worker.max_text_bytes",
     "ts_out_of_range": "ts is before 2000 or further in the future than worker.max_future_skew_s",
     "key_mismatch": "the Kafka key is set and differs from conversation_id",
+    "note_too_long": "a chat.feedback note is longer than feedback.max_note_chars",
     "internal_error": "the decoder failed unexpectedly (a convmon bug; please report it)",
     "scoring_error": "a scorer failed on this turn (a convmon bug; please report it)",
 }
@@ -94,10 +95,10 @@ def _has_lone_surrogate(obj) -> bool:
         return True
 
 
-def _location(loc: tuple) -> str:
+def _location(loc: tuple, names: frozenset = _CONTRACT_NAMES) -> str:
     """A field path for the detail: contract field names and list indexes only; any other name came
     from the input (an unknown field, a metadata key) and is not repeated."""
-    return ".".join(str(p) if isinstance(p, int) or p in _CONTRACT_NAMES else "<name not shown>" for p in loc) \
+    return ".".join(str(p) if isinstance(p, int) or p in names else "<name not shown>" for p in loc) \
         or "(root)"
 
 
@@ -107,15 +108,44 @@ def cap_detail(detail: str, limit: int = DETAIL_MAX_BYTES) -> str:
     return detail if len(raw) <= limit else raw[: limit - 3].decode("utf-8", "ignore") + "..."
 
 
-def _format_errors(exc: ValidationError, limit: int = 3) -> str:
+def format_errors(exc: ValidationError, names: frozenset = _CONTRACT_NAMES, limit: int = 3) -> str:
+    """A pydantic error as a DLQ detail: field paths (only the contract's own `names`) and reasons, never values."""
     parts = []
     for err in exc.errors(include_input=False, include_url=False)[:limit]:
-        loc = _location(err["loc"])
+        loc = _location(err["loc"], names)
         parts.append(f"{loc}: {err['msg']}")
     more = exc.error_count() - limit
     if more > 0:
         parts.append(f"(+{more} more)")
     return "; ".join(parts)
+
+
+def decode_object(raw: Optional[bytes], max_record_bytes: int, max_json_depth: int) -> Union[dict, Rejected]:
+    """Raw record bytes → a JSON object, or a rejection (size, UTF-8, nesting, JSON, duplicate keys, lone
+    surrogates): the checks every contract convmon reads shares (chat turns, feedback)."""
+    if not raw:
+        return Rejected("empty", "the record value is empty")
+    if len(raw) > max_record_bytes:
+        return Rejected("too_large", f"{len(raw)} bytes > limit {max_record_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return Rejected("invalid_utf8", f"invalid byte at offset {e.start}")
+    if _depth_exceeds(raw, max_json_depth):
+        return Rejected("too_deep", f"nesting deeper than {max_json_depth}")
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as e:
+        return Rejected("invalid_json", str(e))
+    except (ValueError, RecursionError) as e:
+        msg = e.msg if isinstance(e, json.JSONDecodeError) else type(e).__name__
+        pos = f" at offset {e.pos}" if isinstance(e, json.JSONDecodeError) else ""
+        return Rejected("invalid_json", f"{msg}{pos}")
+    if not isinstance(obj, dict):
+        return Rejected("not_an_object", f"top-level JSON is {type(obj).__name__}")
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(obj):
+        return Rejected("invalid_unicode", "a string contains a lone UTF-16 surrogate")
+    return obj
 
 
 class TurnDecoder:
@@ -138,32 +168,13 @@ class TurnDecoder:
         return cls(worker.max_record_bytes, worker.max_text_bytes, worker.max_json_depth, worker.max_future_skew_s)
 
     def decode(self, raw: Optional[bytes], key: Optional[bytes] = None) -> Union[ChatTurn, Rejected]:
-        if not raw:
-            return Rejected("empty", "the record value is empty")
-        if len(raw) > self.max_record_bytes:
-            return Rejected("too_large", f"{len(raw)} bytes > limit {self.max_record_bytes}")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            return Rejected("invalid_utf8", f"invalid byte at offset {e.start}")
-        if _depth_exceeds(raw, self.max_json_depth):
-            return Rejected("too_deep", f"nesting deeper than {self.max_json_depth}")
-        try:
-            obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-        except _DuplicateKey as e:
-            return Rejected("invalid_json", str(e))
-        except (ValueError, RecursionError) as e:
-            msg = e.msg if isinstance(e, json.JSONDecodeError) else type(e).__name__
-            pos = f" at offset {e.pos}" if isinstance(e, json.JSONDecodeError) else ""
-            return Rejected("invalid_json", f"{msg}{pos}")
-        if not isinstance(obj, dict):
-            return Rejected("not_an_object", f"top-level JSON is {type(obj).__name__}")
-        if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(obj):
-            return Rejected("invalid_unicode", "a string contains a lone UTF-16 surrogate")
+        obj = decode_object(raw, self.max_record_bytes, self.max_json_depth)
+        if isinstance(obj, Rejected):
+            return obj
         try:
             turn = ChatTurn.model_validate(obj)
         except ValidationError as e:
-            return Rejected("schema_violation", _format_errors(e))
+            return Rejected("schema_violation", format_errors(e))
         text_bytes = len(turn.text.encode("utf-8"))
         if text_bytes > self.max_text_bytes:
             return Rejected("text_too_long", f"text is {text_bytes} bytes > limit {self.max_text_bytes}")

@@ -44,6 +44,9 @@ SECTIONS = [
             "Turns the suite does not judge (language), by app and model version", "table",
             "A language the suite was not trained on keeps its scores but gets no decision: no hit, no page."),
     Section("Conversations with abrupt sentiment shifts", "conversations", "Conversations with abrupt shifts", "table"),
+    Section("Precision from labels, by signal, app and model version", "conversations",
+            "Precision by signal, app and model version (labels)", "table",
+            "Labels from on-call, end users and reviewers; precision with a Wilson 95% interval (`convmon precision`)."),
     Section("One conversation, turn by turn (redacted text)", "conversations", "Conversation turns (redacted text only)",
             "table", "The most recent conversation with a shift; ids are pseudonyms."),
 ]

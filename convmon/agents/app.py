@@ -43,17 +43,18 @@ def create_app(settings: Settings, runtime: Optional[Runtime] = None) -> faust.A
     app.convmon = Wiring(
         runtime=runtime or build_runtime(settings),
         topics=Topics(turns=topic(t.turns), dlq=topic(t.dlq), scores=topic(t.scores), alerts=topic(t.alerts),
-                      signals=topic(t.signals),  # outboxes: written by the alerts agent, read by the delivery
+                      signals=topic(t.signals), feedback=topic(t.feedback),  # outboxes: written by the alerts agent, read by the delivery
                       outboxes={name: topic(n) for name, n in
                                 outbox.topic_names(t.outbox_prefix, settings.alerting.channels).items()}),
     )
 
-    from . import alerts, delivery, model_state, turns
+    from . import alerts, delivery, feedback, model_state, turns
     from ..stream import watchdog  # each registers itself on the app
 
     turns.register(app)
     model_state.register(app)
     alerts.register(app)
     delivery.register(app)
+    feedback.register(app)
     watchdog.register(app)
     return app

@@ -162,7 +162,8 @@ def turn_alerts(rules: RuleSet, scored: Sequence, thresholds: dict[str, float], 
             checks.append(("policy_violation", pid, score, pid in (f.get("policy_hits") or ()), policy_thresholds.get(pid)))
         evidence = {e["signal"]: e for e in f.get("evidence") or ()}
         for kind, signal, score, hit, suite_threshold in checks:
-            rule = rules.get(kind, ctx)
+            # a policy's own overrides (match = { policy = "<id>" }, as `convmon calibrate` proposes) apply to it
+            rule = rules.get(kind, {**ctx, "policy": signal} if kind == "policy_violation" else ctx)
             if rule is None:
                 continue
             if rule.threshold is not None:

@@ -93,7 +93,27 @@ class DeadLetterRow:
     size_bytes: int
 
 
-ROW_TYPES = {cls.TABLE: cls for cls in (WindowRow, DriftReportRow, BaselineRow, SnapshotRow, DeadLetterRow)}
+@dataclass(frozen=True, slots=True)
+class FeedbackRow:
+    """One label from chat.feedback, as stored: pseudonymised ids, redacted note (feedback/contract.py protect)."""
+
+    TABLE: ClassVar[str] = "feedback"
+    feedback_id: UUID
+    ts: datetime
+    event_id: Optional[UUID]
+    alert_id: Optional[UUID]
+    conversation_id: str  # pseudonym ('' when the label names none)
+    signal: str
+    verdict: str  # confirmed | false_alarm | missed
+    source: str  # oncall | end_user | reviewer
+    reporter: str  # pseudonym ('' when none)
+    note: str  # redacted
+    kafka_partition: int
+    kafka_offset: int
+
+
+ROW_TYPES = {cls.TABLE: cls for cls in (WindowRow, DriftReportRow, BaselineRow, SnapshotRow, DeadLetterRow,
+                                        FeedbackRow)}
 
 
 def columns(row_type: type) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """Create convmon's topics when they are missing, before the Faust worker subscribes.
 
 Faust subscribes to an agent's source topic without creating it (and ignores it while it
-is missing), so the worker creates chat.turns, the DLQ, chat.scores, chat.alerts and the alert
+is missing), so the worker creates chat.turns, the DLQ, chat.scores, chat.alerts, chat.feedback and the alert
 channels' outbox topics first, and checks that the conversations table is partitioned like chat.turns.
 """
 
@@ -89,7 +89,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     t = settings.topics
-    names = [t.turns, t.dlq, t.scores, t.alerts, t.signals,
+    names = [t.turns, t.dlq, t.scores, t.alerts, t.signals, t.feedback,
              *outbox.topic_names(t.outbox_prefix, settings.alerting.channels).values(), *changelog_topics(settings)]
     deadline = time.monotonic() + timeout_s
     if not _reachable(settings.kafka.bootstrap, deadline):  # one line while waiting, not the client's retries

@@ -19,6 +19,7 @@ class Topics:
     scores: Any
     alerts: Any
     signals: Any
+    feedback: Any
     outboxes: dict[str, Any]  # alert channel name → its outbox topic
 
 

@@ -28,7 +28,8 @@ from convmon.alerting.channels import (AlertmanagerChannel, PagerDutyChannel, Sl
 from convmon.alerting.channels.alertmanager import alertmanager_alert
 from convmon.alerting.channels.pagerduty import pagerduty_event
 from convmon.alerting.channels.slack import slack_payload
-from convmon.alerting.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify, verify_request
+from convmon.alerting.channels.webhook import (SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify, verify_request,
+                                              webhook_payload)
 from convmon.alerting.delivery import Dispatcher
 from convmon.alerting.model import Alert, DeliveryError, Notification
 
@@ -469,3 +470,28 @@ def test_build_channels_errors(spec, message, monkeypatch):
 def test_build_channels_rejects_duplicate_names():
     with pytest.raises(ValueError, match="twice"):
         build_channels([{"type": "alertmanager", "url": "http://a"}, {"type": "alertmanager", "url": "http://b"}], {})
+
+
+@pytest.mark.parametrize("kind,details,signal", [("toxic_turn", {}, "toxicity"),
+                                                 ("policy_violation", {"signal": "climate_science"},
+                                                  "policy:climate_science"),
+                                                 ("sentiment_shift", {}, "sentiment_shift")])
+def test_every_page_names_its_alert_id_and_the_command_that_labels_it(kind, details, signal):
+    """Issue 19: on-call labels a page with the command it prints; the command's record is valid feedback."""
+    from convmon.feedback.oncall import alert_label
+
+    n = notification(kind=kind)
+    n.alert.details = details
+    a = n.alert
+    command = f"convmon alerts label {a.alert_id} confirmed|false_alarm --signal {signal}"
+    slack = json.dumps(slack_payload(n))
+    pd = pagerduty_event(n, ROUTING_KEY)["payload"]["custom_details"]
+    am = alertmanager_alert(n)["annotations"]
+    hook = webhook_payload(n)
+    validator("slack").validate(slack_payload(n))
+    validator("webhook").validate(hook)
+    assert command in slack and a.alert_id in slack
+    assert pd["label_command"] == command and pd["alert_id"] == a.alert_id
+    assert am["label_command"] == command and am["alert_id"] == a.alert_id
+    assert hook["label_command"] == command and hook["alert"]["alert_id"] == a.alert_id
+    assert alert_label(a.alert_id, "confirmed", signal).signal == signal

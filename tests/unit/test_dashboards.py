@@ -33,7 +33,7 @@ from convmon.state.windows import MinuteWindows
 from convmon.store.alerts import AlertRecord, AlertStore
 from convmon.store.drift import baseline_row, report_row
 from convmon.store.migrate import migrate
-from convmon.store.tables import BaselineRow, DeadLetterRow, DriftReportRow, RowStore, WindowRow
+from convmon.store.tables import BaselineRow, DeadLetterRow, DriftReportRow, FeedbackRow, RowStore, WindowRow
 from convmon.store.turns import TurnStore
 
 
@@ -116,6 +116,17 @@ def demo(chdb_path):
         incidents[a.dedup_key], d = book.offer(incidents.get(a.dedup_key), a, now=a.ts.timestamp())
         rows.append(AlertRecord(a, d.delivery))
     AlertStore(client).write(rows)
+    # labels: on-call on some alerts, an end user on a turn, a reported miss (the precision panel)
+    labelled = [a for a in alerts if a.kind in ("toxic_turn", "policy_violation")][:4]
+    feedback = [FeedbackRow(uuid.uuid4(), NOW - timedelta(minutes=5), None, uuid.UUID(a.alert_id), "",
+                            "toxicity" if a.kind == "toxic_turn" else f"policy:{a.details['signal']}",
+                            "confirmed" if i % 2 else "false_alarm", "oncall", "", "", 0, i)
+                for i, a in enumerate(labelled)]
+    feedback += [FeedbackRow(uuid.uuid4(), NOW - timedelta(minutes=4), uuid.UUID(result.scored[j].turn.event_id), None,
+                             "", "toxicity", verdict, "end_user", "", "", 0, 100 + j)
+                 for j, verdict in ((0, "missed"), (1, "confirmed"))]
+    assert labelled
+    RowStore(client, FeedbackRow).write(feedback)
 
     RowStore(client, WindowRow).write(windows)
     RowStore(client, DriftReportRow).write([report_row(r, n) for r, n in reports])

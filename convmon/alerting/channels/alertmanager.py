@@ -29,6 +29,7 @@ import aiohttp
 
 from convmon.alerting.channels._http import HttpPoster, dumps, rfc3339
 from convmon.alerting.model import Notification
+from convmon.feedback.oncall import label_command
 
 _BAD_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -59,6 +60,9 @@ def alertmanager_alert(n: Notification, *, now: Optional[datetime] = None, gener
     description = f"{a.summary}\n{n.count} alert(s) since {rfc3339(starts)}; status {n.status}."
     annotations = {"summary": a.summary, "description": description, "count": str(n.count),
                    "alert_id": a.alert_id}
+    label = label_command(a)
+    if label:
+        annotations["label_command"] = label
     if a.conversation_id:
         annotations["conversation_id"] = a.conversation_id
         if a.turn_index is not None:

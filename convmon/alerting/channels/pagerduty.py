@@ -25,6 +25,7 @@ import aiohttp
 
 from convmon.alerting.channels._http import HttpPoster, dumps, rfc3339
 from convmon.alerting.model import Notification
+from convmon.feedback.oncall import label_command
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}  # anything else → "error"
@@ -65,6 +66,7 @@ def pagerduty_event(n: Notification, routing_key: str, source: str = "") -> dict
             "conversation_id": a.conversation_id,
             "turn_index": a.turn_index,
             "alert_id": a.alert_id,
+            "label_command": label_command(a),
             "dedup_key": a.dedup_key,
             "labels": a.labels,
             "details": a.details,

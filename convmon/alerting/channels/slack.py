@@ -18,6 +18,7 @@ import aiohttp
 
 from convmon.alerting.channels._http import HttpPoster, dumps, rfc3339
 from convmon.alerting.model import Notification
+from convmon.feedback.oncall import label_command
 
 _EMOJI = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
 RESOLVED_EMOJI = ":white_check_mark:"
@@ -58,11 +59,14 @@ def slack_payload(n: Notification) -> dict[str, Any]:
     if a.conversation_id:
         turn = f" turn {a.turn_index}" if a.turn_index is not None else ""
         fields.append(_field("Conversation", f"{a.conversation_id}{turn}"))
+    label = label_command(a)
+    footer = f"Alert id `{escape(a.alert_id)}`" + (f" · label it: `{escape(label)}`" if label else "")
     return {
         "text": _clip(escape(text), 3000),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"{headline}\n{escape(a.summary)}", 3000)}},
             {"type": "section", "fields": fields[:10]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": _clip(footer, 3000)}},
         ],
     }
 

@@ -3,7 +3,7 @@
 Each notification is one POST with `Content-Type: application/json` and the body
 
     {"version": 1, "notification_id": str, "status": "firing"|"resolved", "dedup_key": str, "count": int,
-     "first_ts": RFC 3339 str | null, "alert": Alert.to_dict()}
+     "first_ts": RFC 3339 str | null, "alert": Alert.to_dict(), "label_command": str | null}
 
 `notification_id` is the same on every delivery of one notification: delivery is at least once
 (a delivery cut short by a crash is repeated after the restart), so a receiver that must not act
@@ -42,6 +42,7 @@ import aiohttp
 
 from convmon.alerting.channels._http import HttpPoster, dumps, rfc3339
 from convmon.alerting.model import Notification
+from convmon.feedback.oncall import label_command
 
 SIGNATURE_HEADER = "X-Convmon-Signature"
 TIMESTAMP_HEADER = "X-Convmon-Timestamp"
@@ -83,6 +84,7 @@ def webhook_payload(n: Notification) -> dict[str, Any]:
         "count": n.count,
         "first_ts": rfc3339(n.first_ts) if n.first_ts else None,
         "alert": n.alert.to_dict(),
+        "label_command": label_command(n.alert),  # how on-call labels it (chat.feedback); null if it takes none
     }
 
 
