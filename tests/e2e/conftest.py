@@ -58,7 +58,7 @@ class Env:
     def __init__(self, bootstrap: str, tmp: Path):
         tag = uuid.uuid4().hex[:8]
         self.tmp = tmp
-        self.topics = {k: f"t{tag}.{k}" for k in ("turns", "dlq", "scores", "alerts", "signals")}
+        self.topics = {k: f"t{tag}.{k}" for k in ("turns", "dlq", "scores", "alerts", "signals", "feedback")}
         self.env = dict(
             os.environ,
             CONVMON_KAFKA_BOOTSTRAP=bootstrap,
@@ -70,6 +70,7 @@ class Env:
             CONVMON_TOPICS__SCORES=self.topics["scores"],
             CONVMON_TOPICS__ALERTS=self.topics["alerts"],
             CONVMON_TOPICS__SIGNALS=self.topics["signals"],
+            CONVMON_TOPICS__FEEDBACK=self.topics["feedback"],
             CONVMON_TOPICS__OUTBOX_PREFIX=f"t{tag}.outbox.",
             CONVMON_LOG_LEVEL=os.environ.get("CONVMON_TEST_WORKER_LOG_LEVEL", "info"),
             CONVMON_PRIVACY__PSEUDONYM_KEY=PSEUDONYM_KEY,
