@@ -56,6 +56,23 @@ def benign_rows(models_dir: Path, splits: tuple[str, ...]) -> list[dict]:
     return [r for path in sorted(folder.glob("*.jsonl")) for r in read_jsonl(path) if r["split"] in splits]
 
 
+FEEDBACK_DIR = "feedback"  # models/data/feedback/*.jsonl: `convmon feedback export` files a deployment adds
+VERDICT_LABEL = {"confirmed": 1, "missed": 1, "false_alarm": 0}
+
+
+def feedback_rows(models_dir: Path) -> dict[str, list[dict]]:
+    """task → labelled turns from exported feedback (redacted text; toxicity, jailbreak or a policy id):
+    confirmed and missed are label 1, false_alarm label 0. Other signals (sentiment_shift, rates) train nothing."""
+    out: dict[str, list[dict]] = {}
+    for path in sorted((models_dir / "data" / FEEDBACK_DIR).glob("*.jsonl")):
+        for r in read_jsonl(path):
+            task = r["signal"][len("policy:"):] if r["signal"].startswith("policy:") else r["signal"]
+            if r.get("verdict") in VERDICT_LABEL and r.get("text_redacted"):
+                out.setdefault(task, []).append({"text": r["text_redacted"], "label": VERDICT_LABEL[r["verdict"]],
+                                                 "source": f"feedback:{path.stem}", "tag": r["verdict"]})
+    return out
+
+
 def _policy_train(pol: Policy) -> list[dict]:
     rows = [dict(r, source="handwritten") for r in pol.split("train")]
     for c in pol.claims():
@@ -84,6 +101,11 @@ def training_rows(models_dir: Path) -> dict[str, list[dict]]:
     chat = [dict(r, label=0) for r in benign_rows(models_dir, ("train",))]
     for task in (*BINARY, *(p.id for p in load_policies(models_dir))):
         out[task] += chat * BENIGN_REPEAT
+    # Labels from where convmon runs (`convmon feedback export` files in models/data/feedback/): that
+    # deployment's own false alarms and misses, seen as often as the hand-written rows.
+    for task, rows in feedback_rows(models_dir).items():
+        if task in out and task != "sentiment":
+            out[task] += rows * HANDWRITTEN_REPEAT
     # Text from the other tasks that is plainly not this task's positive is label 0 (deterministic
     # samples): ordinary chat for jailbreak and policies; benign prompts (requests, questions,
     # "kill a process") for toxicity, which otherwise never sees an assistant-style request.
@@ -157,6 +179,7 @@ def data_hashes(models_dir: Path) -> dict[str, str]:
     files = sorted(public_dir(models_dir).rglob("*.jsonl")) if public_dir(models_dir).is_dir() else []
     data = models_dir / "data"
     files += [data / "common" / "benign_short.jsonl"]
+    files += sorted((data / FEEDBACK_DIR).glob("*.jsonl"))
     files += [p for t in ("toxicity", "sentiment", "jailbreak") for p in handwritten_train_files(models_dir, t)]
     for pol in load_policies(models_dir):
         files += [pol.folder / "train.jsonl", pol.folder / pol.spec.get("claims_file", "claims.jsonl")]

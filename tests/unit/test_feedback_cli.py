@@ -38,6 +38,15 @@ def test_calibrate_writes_a_snippet_for_review_and_precision_and_export_read_the
     assert len(lines) == row["labelled"]
     assert {"text_redacted", "signal", "verdict", "toxicity", "scorer_version"} <= set(lines[0])
     assert "@example.com" not in out.read_text()  # the stored text is redacted (make_turns puts an e-mail in each)
+    # the export is training data as it is: dropped into models/data/feedback/, the build's data reads it
+    from convmon_dev.modelsuite.datasets import feedback_rows
+
+    models = tmp_path / "models"
+    (models / "data" / "feedback").mkdir(parents=True)
+    out.rename(models / "data" / "feedback" / "app-a.jsonl")
+    rows = feedback_rows(models)["toxicity"]
+    assert len(rows) == len(lines)
+    assert sorted(r["label"] for r in rows) == sorted(0 if x["verdict"] == "false_alarm" else 1 for x in lines)
 
 
 def test_calibrate_refuses_with_too_few_labels(settings, client, tmp_path):
