@@ -346,6 +346,8 @@ class ConversationTracker:
             f, t = s.scores, s.turn
             if f.get("sentiment") is None or f.get("toxicity") is None:
                 continue  # model suite disabled: nothing to track
+            if f.get("language_supported") is False:
+                continue  # a language the suite does not judge: its sentiment is a guess, no shift is decided on it
             cid = t.conversation_id
             event = {"conversation_id": cid, "turn_index": t.turn_index, "role": t.role, "ts": t.ts, "app": t.app,
                      "model": {"name": t.model.name, "version": t.model.version},
