@@ -216,11 +216,9 @@ def _report(settings: Settings, run_id: str, n_turns: int, dead: list[str]) -> N
         f"countIf(sentiment_label = 'negative'), countIf(toxicity IS NOT NULL), countIf(language_supported = false) "
         f"FROM turns FINAL WHERE {where}")
     out.append(f"    scored by the model suite {n_scored} of {stored} turns; each signal flags:")
-    out.append(f"      toxic (≥{t_tox:.2f})              {tox:>4}")
-    out.append(f"      jailbreak (≥{t_jb:.2f}, user/tool) {jb:>4}")
-    out.append(f"      climate policy             {pol:>4}")
-    out.append(f"      negative sentiment         {neg:>4}")
-    out.append(f"      not judged (language)      {unjudged:>4}")
+    for label, n in ((f"toxic (≥{t_tox:.2f})", tox), (f"jailbreak (≥{t_jb:.2f}, user/tool turns)", jb),
+                     ("climate policy", pol), ("negative sentiment", neg), ("not judged (language)", unjudged)):
+        out.append(f"      {label:<36} {n:>4}")
     for conv, idx, role, ev in q(f"SELECT conversation_id, turn_index, role, evidence FROM turns FINAL "
                                  f"WHERE {where} AND length(evidence) > 0 ORDER BY text_chars DESC LIMIT 2"):
         e = ev[0]
