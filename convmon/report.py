@@ -88,9 +88,11 @@ class Expander:
 
 
 def time_range(client) -> tuple[datetime, datetime] | None:
-    """From the first to the last thing stored (turns, windows, alerts); None when nothing is."""
+    """From the first to the last thing stored (turns, windows, alerts, feedback labels: they come after the
+    pages they judge); None when nothing is."""
     bounds = []
-    for table, col, extra in (("turns", "ts", 0), ("window_stats", "window_start", 60), ("alerts", "ts", 0)):
+    for table, col, extra in (("turns", "ts", 0), ("window_stats", "window_start", 60), ("alerts", "ts", 0),
+                              ("feedback", "ts", 0)):
         n, lo, hi = client.query(f"SELECT count(), min({col}), max({col}) FROM {table}").result_rows[0]
         if n:
             bounds += [lo, hi + timedelta(seconds=extra)]

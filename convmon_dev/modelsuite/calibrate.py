@@ -47,13 +47,20 @@ def bucket(text: str) -> str:
     return "short" if n <= 40 else "medium" if n <= 150 else "long"
 
 
+DECIMALS = 4  # thresholds are stored rounded (manifest, model card); rounding is upward, never under budget
+
+
 def threshold_at_budget(scores: np.ndarray, per_1000: float) -> float:
-    """The lowest threshold that flags at most per_1000 of 1,000 of `scores` (benign)."""
+    """The lowest threshold of DECIMALS decimals that flags at most per_1000 of 1,000 of `scores` (benign)."""
     s = np.sort(np.asarray(scores, np.float64))[::-1]
     k = int(math.floor(per_1000 / 1000 * len(s)))
     if k >= len(s):
         return 0.0
-    return float(np.nextafter(s[k], 1.0))  # strictly above the (k+1)-th highest
+    step = 10.0 ** -DECIMALS
+    t = math.ceil(s[k] / step) * step  # at or above the (k+1)-th highest score ...
+    if t <= s[k]:
+        t += step  # ... strictly above it
+    return round(min(t, 1.0), DECIMALS)
 
 
 class PieceScores:
@@ -149,7 +156,7 @@ def calibrate(model, models_dir, log: Callable[[str], None] = print) -> dict:
         pick = ok[0] if ok else min(trials, key=lambda t: t["long_to_short"])
         alpha_out[sig] = pick["alpha"]
         s = ps.aggregate(output, pick["alpha"], col, gate)[rows]
-        thresholds[sig] = round(threshold_at_budget(s, budget), 4)
+        thresholds[sig] = threshold_at_budget(s, budget)
         flagged = int(np.sum(s >= thresholds[sig]))
         choice[sig] = {"budget_per_1000": budget, "tuning_turns": int(rows.sum()), "flagged": flagged,
                        "alpha": pick["alpha"], "alpha_trials": trials, "threshold": thresholds[sig]}

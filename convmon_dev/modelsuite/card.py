@@ -78,8 +78,9 @@ def _false_pages(fp: dict | None) -> list[str]:
         lines.append(f"| {role} | " + " | ".join(f"{c['per_1000']} ({c['turns']})" if c["turns"] else "—"
                                                for c in t.values()) + " |")
     lines += ["", f"Pages per 1,000 turns (turns in brackets). Long / short ratio: {fp['long_to_short']} (target ≤ 2). "
-              f"Every role × length cell ≤ {fp['targets']['every_role_and_length_per_1000']}: "
-              f"**{'met' if fp['meets_targets'] else 'NOT met'}** overall."]
+              f"Targets (≤ {fp['targets']['overall_per_1000']} overall and ≤ "
+              f"{fp['targets']['every_role_and_length_per_1000']} in every role × length cell): "
+              f"**{'met' if fp['meets_targets'] else 'NOT met'}**."]
     for pid, g in (fp.get("topic_gate") or {}).items():
         lines.append(f"Topic gate `{pid}` on these turns: {g['off_topic_passing']:.3f} of {g['off_topic_turns']} "
                      f"off-topic turns pass it, {g['mainstream_climate_passing']:.3f} of {g['mainstream_climate_turns']} "
@@ -185,12 +186,20 @@ def render(m: dict, false_pages: dict | None = None) -> str:
 FALSE_PAGES = Path("bench/false-pages.json")
 
 
+def false_pages_of(models_dir: Path, manifest: dict) -> dict | None:
+    """bench/false-pages.json next to models/, if it measured this suite with these thresholds."""
+    path = models_dir.parent / FALSE_PAGES
+    report = json.loads(path.read_text()) if path.is_file() else None
+    shipped = {**manifest["suite"]["thresholds"], **manifest["suite"]["policy_thresholds"]}
+    if report and report.get("suite") == manifest["suite"]["version"] and report.get("thresholds") == shipped:
+        return report
+    return None
+
+
 def write(models_dir: Path, manifest: dict, false_pages: dict | None = None) -> Path:
     """The card; `false_pages`: that report (default: bench/false-pages.json next to models/, if it is of this suite)."""
     if false_pages is None:
-        path = models_dir.parent / FALSE_PAGES
-        report = json.loads(path.read_text()) if path.is_file() else None
-        false_pages = report if report and report.get("suite") == manifest["suite"]["version"] else None
+        false_pages = false_pages_of(models_dir, manifest)
     out = models_dir / "MODEL_CARD.md"
     out.write_text(render(manifest, false_pages))
     return out

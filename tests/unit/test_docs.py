@@ -18,10 +18,12 @@ def test_readme_quotes_the_shipped_suite():
 
 
 def test_model_card_is_generated_from_the_manifest():
-    from convmon_dev.modelsuite.card import render
+    from convmon_dev.modelsuite.card import false_pages_of, render
 
     manifest = json.loads((ROOT / "models/manifest.json").read_text())
-    assert (ROOT / "models/MODEL_CARD.md").read_text() == render(manifest)
+    false_pages = false_pages_of(ROOT / "models", manifest)
+    assert false_pages is not None, "bench/false-pages.json is not of the shipped suite: run `convmon bench false-pages`"
+    assert (ROOT / "models/MODEL_CARD.md").read_text() == render(manifest, false_pages)
 
 
 def test_committed_models_eval_report_is_from_the_shipped_suite():
