@@ -17,8 +17,17 @@ convmon's topics are written without transactions, so a jump is not a gap until 
 The records stay owed: the committed offset stays before them, so a restart, a rebalance or the
 stall watchdog (stream/watchdog.py) reads them again.
 
-These overrides touch Faust's Consumer internals `_add_gap`, `_new_offset`, `_acked`, `_gap` and
-`_committed_offset` (faust-streaming 0.15); tests/unit/test_contiguous_commits.py pins them.
+`_read_offset` has one meaning here: the offset of the last record handed to a stream. Faust's fetch loop
+stores that, but its `seek` and `perform_seek` (run on every partition assignment) store the offset to
+read *next* there. The stall watchdog (position = last read + 1) then saw a finished partition one past
+its high watermark after every rebalance (after kills and a broker restart: issue 20) and rejoined the
+group again and again. `seek` and `perform_seek` below store `offset - 1` (None before offset 1), which
+the fetch loop reads the same way: a record at `offset` or later is taken, and one at the sought offset
+is not a jump.
+
+These overrides touch Faust's Consumer internals `_add_gap`, `_new_offset`, `_acked`, `_gap`,
+`_read_offset` and `_committed_offset` (faust-streaming 0.15); tests/unit/test_contiguous_commits.py
+pins them.
 """
 
 from __future__ import annotations
@@ -26,6 +35,12 @@ from __future__ import annotations
 from typing import Optional
 
 import faust
+from faust.transport.consumer import ensure_TP
+
+
+def last_read(next_offset: Optional[int]) -> Optional[int]:
+    """The `_read_offset` value for a partition about to read `next_offset` (nothing read before it)."""
+    return next_offset - 1 if next_offset is not None and next_offset > 0 else None
 
 
 def contiguous(consumer_cls: type) -> type:
@@ -48,6 +63,17 @@ def contiguous(consumer_cls: type) -> type:
             if committed is not None and acked and min(acked) > committed and not self._gap[tp].at(committed):
                 return None  # the record at the committed offset is still owed
             return consumer_cls._new_offset(self, tp)
+
+        async def seek(self, partition, offset: int) -> None:
+            await self._seek(partition, offset)
+            self._read_offset[ensure_TP(partition)] = last_read(offset)
+
+        async def perform_seek(self) -> None:
+            """Faust's perform_seek (every partition to its committed offset), with `_read_offset` as above."""
+            committed = await self.seek_to_committed()
+            self._read_offset.update({tp: last_read(o) for tp, o in committed.items()})
+            self._committed_offset.update({ensure_TP(tp): o if o else None
+                                           for tp, o in committed.items() if o is not None})
 
     return ContiguousConsumer
 

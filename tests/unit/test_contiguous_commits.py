@@ -59,3 +59,41 @@ def test_a_hole_confirmed_by_the_reread_is_committed_over(consumer):
     ack(consumer, range(500, 600))
     run(consumer.accept_gap(TP2, 445, 499))
     assert consumer._new_offset(TP2) == 600
+
+
+def test_after_a_rebalance_a_finished_partition_is_seen_at_its_high_watermark_not_past_it(consumer, monkeypatch):
+    """Issue 20, the cause: Faust's perform_seek (every assignment) stored the offset to read *next* in
+    `_read_offset`, where the fetch loop stores the last offset read; the watchdog read 5904 of 5903."""
+    from convmon.stream import watchdog
+
+    async def seek_to_committed():
+        return {TP2: 5903}
+
+    async def no_seek(tp, offset):
+        return None
+
+    monkeypatch.setattr(consumer, "seek_to_committed", seek_to_committed)
+    monkeypatch.setattr(consumer, "_seek", no_seek)
+    monkeypatch.setattr(consumer, "assignment", lambda: {TP2})
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 5903)
+    app = consumer.app
+    run(consumer.perform_seek())
+    assert consumer._committed_offset[TP2] == 5903
+    view = watchdog._partitions(app, {"chat.turns"})[TP2]
+    assert (view.position, view.highwater, view.committed) == (5903, 5903, 5903)
+    run(consumer.seek(TP2, 5900))  # the watchdog's and the re-read's seek back
+    assert watchdog._partitions(app, {"chat.turns"})[TP2].position == 5900
+
+
+def test_the_fetch_loop_takes_the_record_at_the_sought_offset_and_counts_no_jump(consumer, monkeypatch):
+    """The fetch loop keeps a record when offset >= _read_offset and sees a jump when offset - _read_offset > 1."""
+    async def no_seek(tp, offset):
+        return None
+
+    monkeypatch.setattr(consumer, "_seek", no_seek)
+    run(consumer.seek(TP2, 445))
+    r = consumer._read_offset[TP2]
+    assert 445 >= r and 445 - r == 1  # taken, not a jump
+    assert 444 >= r  # a record in flight from before the seek is taken again too (writes are idempotent)
+    run(consumer.seek(TP2, 0))
+    assert consumer._read_offset[TP2] is None  # Faust's "nothing read yet"
