@@ -17,7 +17,9 @@ KINDS = (
     "embedding_drift",  # per model version
     "toxicity_rate", "jailbreak_rate", "policy_rate", "sentiment_drift",  # signal drift
     "channel_backlog",  # convmon itself: an on-call channel is not accepting notifications
+    "consumer_stalled",  # convmon itself: a partition neither a re-read nor a group rejoin got moving
 )  # fmt: skip
+OWN_KINDS = ("channel_backlog", "consumer_stalled")  # about convmon itself, not judgements of chat
 
 
 @dataclass

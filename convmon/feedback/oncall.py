@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Optional
 
+from ..alerting.model import OWN_KINDS
 from ..contract import format_ts
 from .contract import Feedback
 
@@ -14,11 +15,11 @@ _KIND_SIGNAL = {"toxic_turn": "toxicity", "jailbreak_attempt": "jailbreak"}
 
 def alert_signal(kind: str, details: Optional[dict] = None) -> Optional[str]:
     """The feedback signal of an alert kind (policy_violation: policy:<id> from its details); None for
-    convmon's own channel_backlog, which is not a judgement of chat."""
+    convmon's own kinds (channel_backlog, consumer_stalled), which are not judgements of chat."""
     if kind == "policy_violation":
         pid = (details or {}).get("signal")
         return f"policy:{pid}" if pid else None
-    if kind == "channel_backlog":
+    if kind in OWN_KINDS:
         return None
     return _KIND_SIGNAL.get(kind, kind)
 

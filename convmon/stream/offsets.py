@@ -115,10 +115,12 @@ class OffsetContinuity:
 @dataclass
 class StallAction:
     tp: Hashable
-    kind: str  # "seek" (step 1: re-read from the committed offset), "rejoin" (step 2), "recovered"
+    kind: str  # "seek" (step 1: re-read from the committed offset), "rejoin" (step 2), "escalate", "recovered",
+    # "released" (an escalated partition was revoked: another worker owns it now, and escalates on its own)
     position: int
     highwater: int
     stalled_s: float
+    escalated: bool = False  # on "recovered": the stall had been escalated (its consumer_stalled alert resolves)
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,10 @@ class StallWatch:
     consumer group (a rebalance re-seeks every partition, on every worker of the group: the last resort).
     Rejoins back off exponentially (after_s · 2^k, at most one an hour) and at most `max_rejoins_per_hour`
     happen in any hour, whatever the partitions: a stall a rejoin does not cure must not become a rebalance
-    storm. A partition fully committed up to its high watermark is never stalled.
+    storm. It becomes an incident instead: "escalate", once per stall, when the partition is still stuck
+    `after_s` after a rejoin or when the budget allows no rejoin (the caller raises a `consumer_stalled` alert,
+    resolved by the "recovered" that ends the stall). A partition fully committed up to its high watermark is
+    never stalled.
 
     Plain code: the caller passes a PartitionView (or a tuple of its fields) per partition and performs
     the actions returned."""
@@ -154,6 +159,7 @@ class StallWatch:
         self._since: dict[Hashable, tuple[tuple, float]] = {}  # tp → (progress, when it last moved or a step ran)
         self.steps: dict[Hashable, int] = {}  # tp → steps taken in the current stall
         self.rejoins: list[float] = []  # when the recent rejoins were asked for (any partition)
+        self.escalated: set = set()  # partitions whose current stall was escalated
 
     @property
     def stalled(self) -> set:
@@ -186,6 +192,9 @@ class StallWatch:
         for tp in [t for t in self._since if t not in partitions]:  # revoked
             self._since.pop(tp, None)
             self.steps.pop(tp, None)
+            if tp in self.escalated:
+                self.escalated.discard(tp)
+                out.append(StallAction(tp, "released", -1, -1, 0.0, True))
         for tp, v in partitions.items():
             v = v if isinstance(v, PartitionView) else PartitionView(*v)
             # an owed record stalls the commit even while later records flow: then only the commit counts
@@ -195,17 +204,28 @@ class StallWatch:
             if not self._stuck(v) or prev is None or moved:
                 self._since[tp] = (progress, now)
                 if tp in self.steps and (moved or not self._stuck(v)):
-                    out.append(StallAction(tp, "recovered", v.position, v.highwater, 0.0))
+                    out.append(StallAction(tp, "recovered", v.position, v.highwater, 0.0, tp in self.escalated))
                     self.steps.pop(tp)
+                    self.escalated.discard(tp)
                 continue
             if now - prev[1] < self.after_s:
                 continue
-            step = self.steps.get(tp, 0) + 1
-            if step >= 2 and not self._may_rejoin(now, out):
+            stalled_s, step = now - prev[1], self.steps.get(tp, 0)
+            if step == 0:
+                self.steps[tp] = 1
+                self._since[tp] = (progress, now)  # the next step only after another wait
+                out.append(StallAction(tp, "seek", v.position, v.highwater, stalled_s))
                 continue
-            if step >= 2:
+            covered = any(a.kind == "rejoin" for a in out)  # this check's rejoin re-seeks every partition
+            rejoin = not covered and self._may_rejoin(now, out)
+            spent = not covered and len(self.rejoins) >= self.max_rejoins_per_hour
+            if tp not in self.escalated and (step >= 2 or spent):  # a rejoin did not cure it, or none may run
+                self.escalated.add(tp)
+                out.append(StallAction(tp, "escalate", v.position, v.highwater, stalled_s))
+            if rejoin:
                 self.rejoins.append(now)
-            self.steps[tp] = step
-            self._since[tp] = (progress, now)  # the next step only after another wait
-            out.append(StallAction(tp, "seek" if step == 1 else "rejoin", v.position, v.highwater, now - prev[1]))
+                out.append(StallAction(tp, "rejoin", v.position, v.highwater, stalled_s))
+            if rejoin or covered:
+                self.steps[tp] = step + 1
+                self._since[tp] = (progress, now)
         return out

@@ -6,7 +6,8 @@ being processed (unacknowledged), and whether the record at the committed offset
 or acknowledged, and acts on what StallWatch says: a warning naming the topic and
 partition, `convmon_partition_stalled_total{topic,partition}` and the `convmon_partitions_stalled`
 gauge, a seek back to the committed offset, then a rejoin of the consumer group (backed off and budgeted,
-`convmon_group_rejoins_total`).
+`convmon_group_rejoins_total`); a stall that outlives a rejoin (or finds this hour's rejoins spent) raises a
+`consumer_stalled` alert on chat.alerts, resolved when the partition moves again.
 
 These are the only places the watchdog touches Faust's and aiokafka's internals; each is named.
 """
@@ -18,6 +19,8 @@ import time
 
 import faust
 
+from .. import wire
+from ..alerting.stalled import stalled_alert
 from .offsets import PartitionView, StallWatch
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,21 @@ def register(app: faust.App) -> None:
     cfg = rt.settings.worker
     watch = StallWatch(cfg.stall_after_s)
     topics = {t.get_topic_name() for t in (app.convmon.topics.turns, app.convmon.topics.alerts, app.convmon.topics.signals)}  # the ones consumed
+    episodes: dict = {}  # tp → when its escalated stall began (names the episode's alerts)
+
+    async def alert(a, status: str) -> None:
+        committed = app.consumer._committed_offset.get(a.tp)
+        first_seen = episodes.setdefault(a.tp, time.time())
+        out = stalled_alert(cfg.app_id, a.tp.topic, a.tp.partition, a.position, a.highwater, committed,
+                            a.stalled_s, first_seen, status)
+        if status == "resolved":
+            episodes.pop(a.tp, None)
+        key, value = wire.encode_alert(out)
+        try:
+            await app.convmon.topics.alerts.send(key=key, value=value)
+        except Exception as e:  # noqa: BLE001 - the broker is away: the log line below still says it
+            log.error("could not send the consumer_stalled alert for %s/%s (%s)", a.tp.topic, a.tp.partition,
+                      type(e).__name__)
 
     @app.timer(min(5.0, cfg.stall_after_s / 4))
     async def watch_partitions():
@@ -69,6 +87,18 @@ def register(app: faust.App) -> None:
             where = f"{a.tp.topic}/{a.tp.partition}"
             if a.kind == "recovered":
                 log.info("partition %s moves again (position %d of %d)", where, a.position, a.highwater)
+                if a.escalated:
+                    await alert(a, "resolved")
+                continue
+            if a.kind == "released":
+                log.info("partition %s was stalled and now belongs to another worker", where)
+                await alert(a, "resolved")
+                continue
+            if a.kind == "escalate":
+                log.error("partition %s stalled at %d of %d for %.0fs and a re-read and a group rejoin did not move "
+                          "it; raising a consumer_stalled alert (restart the worker that owns it)", where, a.position,
+                          a.highwater, a.stalled_s)
+                await alert(a, "firing")
                 continue
             if a.kind == "seek":
                 rt.metrics.partition_stalls.labels(a.tp.topic, str(a.tp.partition)).inc()

@@ -122,3 +122,34 @@ def test_renotify_sweep_and_explicit_resolve():
     resolved = a[2].__class__(**{**a[2].__dict__, "status": "resolved", "alert_id": "r-1"})
     st, d = book.offer(st, resolved, now=10 * renotify + 5)
     assert d.delivery == "resolved" and d.notification.status == "resolved"
+
+
+def test_a_consumer_stalled_alert_pages_once_per_stall_and_resolves():
+    """Issue 20: the watchdog's escalation (stream/offsets.py "escalate") is one critical page per stalled partition,
+    through the default rules; its re-sends are folded, the recovery resolves it, and it has no label command."""
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    from convmon import wire
+    from convmon.alerting.stalled import stalled_alert
+    from convmon.feedback.oncall import label_command
+
+    book = IncidentBook(RuleSet.load())
+    fire = stalled_alert("convmon", "chat.turns", 3, 94, 148, 94, 185.0, first_seen=1000.0, status="firing")
+    assert fire.severity == "critical" and "chat.turns/3" in fire.summary and "94 of 148" in fire.summary
+    key, value = wire.encode_alert(fire)
+    schema = json.loads((Path(__file__).parents[2] / "schemas/alert.schema.json").read_text())
+    jsonschema.validate(json.loads(value), schema)
+    again = wire.decode_alert_record(value)  # the same alert read twice (a re-delivery)
+    st, d = book.offer(None, fire, now=1000)
+    assert d.delivery == "notified" and d.notification.alert.kind == "consumer_stalled"
+    st, d = book.offer(st, again, now=1001)
+    assert d.delivery == "duplicate"
+    other = stalled_alert("convmon", "chat.turns", 1, 5, 9, 5, 185.0, first_seen=1000.0, status="firing")
+    assert other.dedup_key != fire.dedup_key  # one incident per partition
+    resolved = stalled_alert("convmon", "chat.turns", 3, 148, 148, 148, 0.0, first_seen=1000.0, status="resolved")
+    st, d = book.offer(st, resolved, now=1300)
+    assert d.delivery == "resolved" and resolved.dedup_key == fire.dedup_key
+    assert label_command(fire) is None

@@ -161,3 +161,54 @@ def test_rejoins_back_off_and_stay_within_the_hourly_budget():
     assert len(times) >= 4 and gaps[:3] == sorted(gaps[:3]) and gaps[0] < gaps[2], times  # backing off
     assert all(sum(1 for u in times if t <= u < t + 3600) <= 4 for t in times), times  # the budget
     assert max(gaps) <= 3600 + 65, times  # still tries, at least once an hour
+
+
+def test_a_stall_a_rejoin_does_not_cure_becomes_one_alert_then_resolves():
+    """Issue 20: seek, rejoin, and if the partition is still stuck after_s later, one `escalate` (the worker raises
+    a consumer_stalled alert) instead of a loop; the recovery says the stall had been escalated."""
+    from convmon.stream.offsets import StallWatch
+
+    w = StallWatch(after_s=60, max_rejoins_per_hour=4)
+    acts = []
+    for t in range(0, 1800, 5):
+        acts += [(t, a.kind) for a in w.check({"p0": (94, 148, False)}, now=t)]
+    kinds = [k for _, k in acts]
+    assert kinds[:3] == ["seek", "rejoin", "escalate"], acts
+    assert kinds.count("escalate") == 1 and acts[2][0] - acts[1][0] >= 60, acts  # after a rejoin had its chance
+    (r,) = w.check({"p0": (148, 148, False)}, now=1800)
+    assert r.kind == "recovered" and r.escalated
+    # a stall cured by the seek is never escalated
+    w2 = StallWatch(after_s=60)
+    kinds = [a.kind for t in range(0, 125, 5) for a in w2.check({"p1": (10, 20, False)}, now=t)]
+    (r,) = w2.check({"p1": (20, 20, False)}, now=130)
+    assert kinds == ["seek", "rejoin"] and r.kind == "recovered" and not r.escalated
+
+
+def test_with_the_rejoin_budget_spent_a_new_stall_is_escalated_without_waiting_for_a_rejoin():
+    from convmon.stream.offsets import StallWatch
+
+    w = StallWatch(after_s=60, max_rejoins_per_hour=1)
+    kinds = [a.kind for t in range(0, 125, 5) for a in w.check({"p0": (94, 148, False)}, now=t)]
+    assert kinds == ["seek", "rejoin"]
+    w.check({"p0": (148, 148, False)}, now=130)  # cured
+    kinds = [a.kind for t in range(135, 400, 5) for a in w.check({"p1": (5, 9, False)}, now=t)]
+    assert kinds == ["seek", "escalate"]  # no rejoin left this hour: on-call hears of it instead
+
+
+def test_partitions_stalled_together_share_one_rejoin_and_are_not_escalated_for_it():
+    from convmon.stream.offsets import StallWatch
+
+    w = StallWatch(after_s=60)
+    acts = [(a.tp, a.kind) for t in range(0, 125, 5)
+            for a in w.check({"p0": (94, 148, False), "p1": (10, 20, False)}, now=t)]
+    assert sorted(k for _, k in acts) == ["rejoin", "seek", "seek"] and w.steps == {"p0": 2, "p1": 2}
+
+
+def test_an_escalated_partition_moved_to_another_worker_is_released():
+    from convmon.stream.offsets import StallWatch
+
+    w = StallWatch(after_s=60, max_rejoins_per_hour=0)  # no rejoins at all: escalated after the seek
+    kinds = [a.kind for t in range(0, 125, 5) for a in w.check({"p0": (94, 148, False)}, now=t)]
+    assert kinds == ["seek", "escalate"]
+    (r,) = w.check({}, now=130)
+    assert (r.kind, r.tp, r.escalated) == ("released", "p0", True) and w.stalled == set()
