@@ -7,6 +7,7 @@ import logging
 import faust
 
 from ..config import Settings
+from ..logs import throttle_kafka_client_logs
 from .app import create_app
 from ..stream.topics import ensure_topics
 
@@ -15,6 +16,7 @@ log = logging.getLogger(__name__)
 
 def run(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    throttle_kafka_client_logs()
     try:
         ensure_topics(settings)
     except RuntimeError as e:
