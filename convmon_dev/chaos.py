@@ -315,12 +315,13 @@ def run_chaos(plan: ChaosPlan, bootstrap: str, workdir: Optional[Path] = None,
             time.sleep(1)
         time.sleep(10)  # every member joins and the group settles
         producer = kafka.producer()
-        log(f"first half: {half} turns, {len(bad)} malformed records, {plan.incidents} incidents")
+        log(f"first half: {half} turns, {len(bad)} malformed records, {plan.incidents // 3} of {plan.incidents} incidents")
         for t in turns[:half]:
             producer.send(topics["turns"], key=t["conversation_id"].encode(), value=json.dumps(t).encode())
         for b in bad:
             producer.send(topics["turns"], value=b)
-        for i in range(plan.incidents):
+        early = plan.incidents // 3  # the other incidents begin during the chaos: their pages go out amid kills
+        for i in range(early):
             k, v = incident_alert(i, 0, rng)
             producer.send(topics["alerts"], key=k, value=v)
         producer.flush()
@@ -331,10 +332,12 @@ def run_chaos(plan: ChaosPlan, bootstrap: str, workdir: Optional[Path] = None,
         broker_up.set()
         stop = threading.Event()
 
-        def trickle():  # the second half, with one repeat of each incident among it, spread over the chaos window
+        def trickle():  # the second half, the later incidents and a repeat of each, spread over the chaos window
             items = [("turn", t) for t in turns[half:]]
-            for j in reversed(range(plan.incidents)):
-                items.insert(j * len(items) // max(plan.incidents, 1), ("alert", incident_alert(j, 1, rng)))
+            alerts = [incident_alert(j, 0, rng) for j in range(early, plan.incidents)]
+            alerts += [incident_alert(j, 1, rng) for j in range(plan.incidents)]
+            for j in reversed(range(len(alerts))):
+                items.insert(j * len(items) // len(alerts), ("alert", alerts[j]))
             start, spread = time.monotonic(), plan.chaos_s * 0.8
             for j, (what, item) in enumerate(items):
                 while not broker_up.is_set() and not stop.is_set():
