@@ -159,16 +159,18 @@ class Worker:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-STALL = re.compile(r"partition (\S+) stalled: position (\d+) of (\d+)")
+STALL = re.compile(r"partition (\S+) stalled: position (\d+) of (\d+), committed offset (\S+), no progress for (\d+)s")
 REJOIN = re.compile(r"partition (\S+) still stalled at (\d+) of (\d+) after a re-read; rejoining")
-ESCALATE = re.compile(r"partition (\S+) stalled at (\d+) of (\d+) for \d+s and a re-read")
+ESCALATE = re.compile(r"partition (\S+) stalled at (\d+) of (\d+) for (\d+)s: neither a re-read nor a rejoin")
 
 
 def watchdog_events(text: str) -> dict[str, list[str]]:
-    """The stall warnings, rejoins and escalations a worker log holds, one short line each (no chat text)."""
-    return {"stalls": [f"{m[0]} at {m[1]} of {m[2]}" for m in STALL.findall(text)],
+    """The stall warnings, rejoins and escalations a worker log holds (stream/watchdog.py's lines), one short line
+    each with its reason (no chat text)."""
+    return {"stalls": [f"{m[0]} at {m[1]} of {m[2]}, committed {m[3]}, no progress for {m[4]}s"
+                       for m in STALL.findall(text)],
             "rejoins": [f"{m[0]} still stalled at {m[1]} of {m[2]} after a re-read" for m in REJOIN.findall(text)],
-            "escalations": [f"{m[0]} at {m[1]} of {m[2]}" for m in ESCALATE.findall(text)]}
+            "escalations": [f"{m[0]} at {m[1]} of {m[2]} for {m[3]}s" for m in ESCALATE.findall(text)]}
 
 
 # --- data ---------------------------------------------------------------------------------------------------

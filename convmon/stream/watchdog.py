@@ -25,6 +25,14 @@ from .offsets import PartitionView, StallWatch
 
 log = logging.getLogger(__name__)
 
+# What the watchdog logs (the chaos run, convmon_dev/chaos.py, counts these lines: keep them in step).
+STALL_LOG = ("partition %s stalled: position %d of %d, committed offset %s, no progress for %.0fs with the next owed "
+             "record not in processing; reading it again from the committed offset")
+REJOIN_LOG = ("partition %s still stalled at %d of %d after a re-read; rejoining the consumer group (%d rejoins in "
+              "the last hour, at most %d)")
+ESCALATE_LOG = ("partition %s stalled at %d of %d for %.0fs: neither a re-read nor a rejoin moved it (or this hour's "
+                "rejoins are spent); raising a consumer_stalled alert (restart the worker that owns it)")
+
 
 def _partitions(app: faust.App, topics: set[str]) -> dict:
     """tp → PartitionView for the assigned partitions of `topics`."""
@@ -95,24 +103,18 @@ def register(app: faust.App) -> None:
                 await alert(a, "resolved")
                 continue
             if a.kind == "escalate":
-                log.error("partition %s stalled at %d of %d for %.0fs and a re-read and a group rejoin did not move "
-                          "it; raising a consumer_stalled alert (restart the worker that owns it)", where, a.position,
-                          a.highwater, a.stalled_s)
+                log.error(ESCALATE_LOG, where, a.position, a.highwater, a.stalled_s)
                 await alert(a, "firing")
                 continue
             if a.kind == "seek":
                 rt.metrics.partition_stalls.labels(a.tp.topic, str(a.tp.partition)).inc()
                 committed = app.consumer._committed_offset.get(a.tp)
-                log.warning("partition %s stalled: position %d of %d, committed offset %s, no progress for %.0fs "
-                            "with the next owed record not in processing; reading it again from the committed "
-                            "offset", where, a.position, a.highwater, committed, a.stalled_s)
+                log.warning(STALL_LOG, where, a.position, a.highwater, committed, a.stalled_s)
                 if committed is not None:
                     await app.consumer.seek(a.tp, committed)
             else:
                 rt.metrics.group_rejoins.inc()
-                log.warning("partition %s still stalled at %d of %d after a re-read; rejoining the consumer group "
-                            "(%d rejoins in the last hour, at most %d)", where, a.position, a.highwater,
-                            len(watch.rejoins), watch.max_rejoins_per_hour)
+                log.warning(REJOIN_LOG, where, a.position, a.highwater, len(watch.rejoins), watch.max_rejoins_per_hour)
                 try:
                     await _rejoin(app)
                 except Exception as e:  # noqa: BLE001

@@ -212,3 +212,18 @@ def test_an_escalated_partition_moved_to_another_worker_is_released():
     assert kinds == ["seek", "escalate"]
     (r,) = w.check({}, now=130)
     assert (r.kind, r.tp, r.escalated) == ("released", "p0", True) and w.stalled == set()
+
+
+def test_the_chaos_run_recognises_every_line_the_watchdog_logs():
+    """The chaos run's idle check counts the watchdog's log lines: if their wording drifted apart, it would pass
+    whatever happened."""
+    from convmon.stream.watchdog import ESCALATE_LOG, REJOIN_LOG, STALL_LOG
+    from convmon_dev.chaos import watchdog_events
+
+    log = "\n".join(["[2026-12-06 21:36:12,621] [13618] [WARNING] " + STALL_LOG % ("t.turns/1", 4016, 4016, 4000, 15.2),
+                     REJOIN_LOG % ("t.turns/1", 4016, 4017, 1, 4), ESCALATE_LOG % ("t.alerts/0", 5, 9, 75.0),
+                     "partition t.turns/1 moves again (position 4017 of 4017)"])
+    ev = watchdog_events(log)
+    assert ev == {"stalls": ["t.turns/1 at 4016 of 4016, committed 4000, no progress for 15s"],
+                  "rejoins": ["t.turns/1 still stalled at 4016 of 4017 after a re-read"],
+                  "escalations": ["t.alerts/0 at 5 of 9 for 75s"]}
