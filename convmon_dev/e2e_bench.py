@@ -163,8 +163,11 @@ def alert_hops(scrape: dict[str, float]) -> dict[str, dict]:
         n = scrape.get(f'{name}_count{{hop="{hop}"}}', 0.0)
         total = scrape.get(f'{name}_sum{{hop="{hop}"}}', 0.0)
         b = buckets.get(hop, [])
+        finite = [c for le, c in b if not math.isinf(le)]
         out[hop] = {"n": int(n), "mean": round(total / n, 4) if n else None,
-                    **{f"p{int(q * 100)}": _round(histogram_quantile(b, q)) for q in (0.5, 0.99)}}
+                    **{f"p{int(q * 100)}": _round(histogram_quantile(b, q)) for q in (0.5, 0.99)},
+                    # beyond the last bucket a quantile reads as its bound: then only a lower bound
+                    "over_last_bucket": int(n - finite[-1]) if finite else int(n)}
     return out
 
 
@@ -356,13 +359,19 @@ def run_e2e_bench(settings: Settings, n: int = 4000, log: Callable[[str], None] 
 
 HOPS_NOTE = ("alert_hops_s: per hop of the alert path (convmon/alerting/hops.py), from Kafka record timestamps; "
              "p50/p99 are interpolated inside convmon_alert_hop_seconds' buckets (as Prometheus "
-             "histogram_quantile), so exact only to a bucket's width; mean is exact. score counts every alert record "
+             "histogram_quantile), so exact only to a bucket's width, and a quantile among over_last_bucket (> 10 s) reads "
+             "as 10, a lower bound; mean is exact. score counts every alert record "
              "the turns agent publishes, the other hops firing pages only. score/alerts_topic and decide/outbox_topic "
              "share the produce→ack interval, so the hops add up to a little more than produce→alert.")
 
 
 def hops_line(hops: dict[str, dict]) -> str:
-    return "  ".join(f"{hop} {_fmt(v['p50'])}/{_fmt(v['p99'])}" for hop, v in hops.items())
+    """hop p50/p99 for the summary; a quantile that fell beyond the last bucket is shown as ≥ its bound."""
+    def q(v: dict, p: str) -> str:
+        censored = v[p] is not None and v.get("over_last_bucket", 0) > (1 - int(p[1:]) / 100) * v["n"]
+        return ("≥" if censored else "") + _fmt(v[p])
+
+    return "  ".join(f"{hop} {q(v, 'p50')}/{q(v, 'p99')}" for hop, v in hops.items())
 
 
 def _fmt(x: float | None) -> str:

@@ -183,7 +183,7 @@ def test_the_worker_exports_every_hop_and_the_bench_reads_its_quantiles_back():
     m = Metrics()
     empty = alert_hops(parse_metrics(generate_latest(m.registry).decode()))
     assert set(empty) == {"score", "alerts_topic", "decide", "outbox_topic", "deliver"}  # exported from 0
-    assert empty["score"] == {"n": 0, "mean": None, "p50": None, "p99": None}
+    assert empty["score"] == {"n": 0, "mean": None, "p50": None, "p99": None, "over_last_bucket": 0}
     values = [0.012] * 50 + [0.4] * 49 + [3.3]  # p50 in (0.01, 0.02], p99 in (0.3, 0.4]
     for v in values:
         m.observe_hop("score", v)
@@ -191,8 +191,18 @@ def test_the_worker_exports_every_hop_and_the_bench_reads_its_quantiles_back():
     got = alert_hops(parse_metrics(generate_latest(m.registry).decode()))
     assert got["score"]["n"] == 100 and got["score"]["mean"] == pytest.approx(sum(values) / 100, abs=1e-4)
     assert 0.01 < got["score"]["p50"] <= 0.02 and 0.3 < got["score"]["p99"] <= 0.4
-    assert got["deliver"]["p99"] == 10.0  # the highest finite bound, as Prometheus
+    assert got["score"]["over_last_bucket"] == 0
+    assert got["deliver"]["p99"] == 10.0 and got["deliver"]["over_last_bucket"] == 1  # a lower bound, and said so
     assert got["decide"]["n"] == 0
+
+
+def test_the_summary_marks_a_quantile_beyond_the_last_bucket_as_a_lower_bound():
+    from convmon_dev.e2e_bench import hops_line
+
+    hops = {"score": {"n": 100, "p50": 10.0, "p99": 10.0, "over_last_bucket": 60},
+            "deliver": {"n": 100, "p50": 0.02, "p99": 10.0, "over_last_bucket": 2},
+            "decide": {"n": 0, "p50": None, "p99": None, "over_last_bucket": 0}}
+    assert hops_line(hops) == "score ≥10.000/≥10.000  deliver 0.020/≥10.000  decide -/-"
 
 
 INF = math.inf
