@@ -10,6 +10,7 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
+from .alerting.hops import BUCKETS as HOP_BUCKETS, HOPS
 from .state.codec import REASONS as SNAPSHOT_REJECT_REASONS
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ class Metrics:
         self.outbox_unreadable = Counter("convmon_outbox_unreadable_total",
                                          "Outbox records that are not a notification this version reads (skipped)",
                                          ["channel"], registry=r)
+        self.alert_hop_seconds = Histogram(
+            "convmon_alert_hop_seconds",
+            "A page's latency per hop of the alert path, from Kafka record timestamps (alerting/hops.py): score, "
+            "alerts_topic, decide, outbox_topic, deliver", ["hop"], buckets=HOP_BUCKETS, registry=r)
+        for hop in HOPS:
+            self.alert_hop_seconds.labels(hop)
         for reason in SNAPSHOT_REJECT_REASONS:  # every reason exported from 0, so rate()/increase() see the first one
             self.snapshot_rejected.labels(reason)
         self._app = None
@@ -64,6 +71,10 @@ class Metrics:
         self.turns.labels("dead").inc(len(result.dead))
         for d in result.dead:
             self.dlq.labels(d.reason).inc()
+
+    def observe_hop(self, hop: str, seconds: float) -> None:
+        """One alert record's or page's time on `hop` (alerting/hops.AlertHops observes through this)."""
+        self.alert_hop_seconds.labels(hop).observe(seconds)
 
     def watch(self, app) -> None:
         """Add collectors that read live state: consumer lag and channel delivery stats."""

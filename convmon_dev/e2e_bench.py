@@ -5,15 +5,18 @@ local webhook receiver):
 1. **throughput**: N turns published as fast as possible → sustained turns/s (first produce to
    last row in ClickHouse), per-stage time, consumer lag over time, worker RSS, CPU per turn;
 2. **latency**: the same kind of stream at half the sustained rate → produce→row latency
-   p50/p95/p99 and produce→alert-delivered latency p50/p99.
+   p50/p95/p99 and produce→alert-delivered latency p50/p99, and where the alert's time goes: each hop of
+   the alert path (convmon_alert_hop_seconds, alerting/hops.py) read from the worker's /metrics at the end.
 Plus the ceiling: the bare int8 encoder's throughput on the same turns, in the same run.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+import re
 import signal
 import socket
 import statistics
@@ -31,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from convmon_dev.bench_profile import Recorder, summarize, text as profile_text
+from convmon.alerting.hops import HOPS
 from convmon.config import Settings
 from convmon.contract import format_ts
 from convmon_dev.modelsuite.evaluate import read_set
@@ -95,6 +99,11 @@ def _scrape(port: int) -> dict[str, float]:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3).read().decode()
     except OSError:
         return {}
+    return parse_metrics(text)
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text exposition → {'name{labels}': value}."""
     out: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("#") or " " not in line:
@@ -105,6 +114,65 @@ def _scrape(port: int) -> dict[str, float]:
         except ValueError:
             pass
     return out
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def histogram_buckets(scrape: dict[str, float], name: str, label: str) -> dict[str, list[tuple[float, float]]]:
+    """A Prometheus histogram from a /metrics scrape (_scrape): `label`'s value → [(le, cumulative count)],
+    sorted by le, +Inf last."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    prefix = f"{name}_bucket{{"
+    for key, count in scrape.items():
+        if not key.startswith(prefix):
+            continue
+        labels = dict(_LABEL.findall(key[len(prefix) - 1:]))
+        if label in labels and "le" in labels:
+            out.setdefault(labels[label], []).append((float(labels["le"]), count))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The q-quantile (0..1) of a histogram's cumulative buckets, interpolated linearly inside the bucket that
+    holds it, as Prometheus' histogram_quantile(): exact only to the bucket's width; the lowest bucket starts at 0;
+    a quantile in the +Inf bucket is the highest finite bound. None when the histogram is empty."""
+    if not 0 <= q <= 1:
+        raise ValueError(f"quantile {q} is not in [0, 1]")
+    buckets = sorted(buckets)
+    if not buckets or not math.isinf(buckets[-1][0]) or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for i, (le, cumulative) in enumerate(buckets):
+        if cumulative >= rank and cumulative > below:
+            if math.isinf(le):
+                return buckets[i - 1][0] if i else None
+            return lower + (le - lower) * (rank - below) / (cumulative - below)
+        lower, below = le, cumulative
+    return None
+
+
+def alert_hops(scrape: dict[str, float]) -> dict[str, dict]:
+    """Per hop of the alert path (alerting/hops.py): observations, mean (exact, from _sum/_count) and
+    bucket-interpolated p50/p99 of convmon_alert_hop_seconds."""
+    name = "convmon_alert_hop_seconds"
+    buckets = histogram_buckets(scrape, name, "hop")
+    out = {}
+    for hop in HOPS:
+        n = scrape.get(f'{name}_count{{hop="{hop}"}}', 0.0)
+        total = scrape.get(f'{name}_sum{{hop="{hop}"}}', 0.0)
+        b = buckets.get(hop, [])
+        finite = [c for le, c in b if not math.isinf(le)]
+        out[hop] = {"n": int(n), "mean": round(total / n, 4) if n else None,
+                    **{f"p{int(q * 100)}": _round(histogram_quantile(b, q)) for q in (0.5, 0.99)},
+                    # beyond the last bucket a quantile reads as its bound: then only a lower bound
+                    "over_last_bucket": int(n - finite[-1]) if finite else int(n)}
+    return out
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
 def _children(pid: int) -> list[int]:
@@ -225,6 +293,7 @@ def _run(settings: Settings, turns: list[dict], rate: float | None, log: Callabl
         "alerts_delivered": len(alert_lat),
         "alert_latency_s": {"p50": _pct(alert_lat, 50), "p99": _pct(alert_lat, 99)},
         "stage_seconds": stages,
+        "alert_hops_s": alert_hops(final),
         "worker_rss_mib_max": round(rss_max, 1),
         "cpu_seconds": round(cpu, 2), "cpu_ms_per_turn": round(1000 * cpu / max(n, 1), 3),
         "consumer_lag": lag_series,
@@ -276,6 +345,9 @@ def run_e2e_bench(settings: Settings, n: int = 4000, log: Callable[[str], None] 
         "e2e_fraction": round(fast["turns_per_s"] / ceiling, 3),
         "produce_to_row_p99_s": slow["produce_to_row_s"]["p99"],
         "alert_latency_p99_s": slow["alert_latency_s"]["p99"],
+        # from the worker's convmon_alert_hop_seconds at the end of the latency run (alerting/hops.py)
+        "alert_hops_p99_s": {hop: v["p99"] for hop, v in slow["alert_hops_s"].items()},
+        "alert_hops_note": HOPS_NOTE,
         "runs": {"throughput": fast, "latency": slow},
     }
     if profile:
@@ -283,6 +355,27 @@ def run_e2e_bench(settings: Settings, n: int = 4000, log: Callable[[str], None] 
         profile.with_suffix(".json").write_text(json.dumps(prof, indent=2) + "\n")
         report["profile"] = {"collapsed_stacks": str(profile), **prof}
     return report
+
+
+HOPS_NOTE = ("alert_hops_s: per hop of the alert path (convmon/alerting/hops.py), from Kafka record timestamps; "
+             "p50/p99 are interpolated inside convmon_alert_hop_seconds' buckets (as Prometheus "
+             "histogram_quantile), so exact only to a bucket's width, and a quantile among over_last_bucket (> 10 s) reads "
+             "as 10, a lower bound; mean is exact. score counts every alert record "
+             "the turns agent publishes, the other hops firing pages only. score/alerts_topic and decide/outbox_topic "
+             "share the produce→ack interval, so the hops add up to a little more than produce→alert.")
+
+
+def hops_line(hops: dict[str, dict]) -> str:
+    """hop p50/p99 for the summary; a quantile that fell beyond the last bucket is shown as ≥ its bound."""
+    def q(v: dict, p: str) -> str:
+        censored = v[p] is not None and v.get("over_last_bucket", 0) > (1 - int(p[1:]) / 100) * v["n"]
+        return ("≥" if censored else "") + _fmt(v[p])
+
+    return "  ".join(f"{hop} {q(v, 'p50')}/{q(v, 'p99')}" for hop, v in hops.items())
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def summary(r: dict) -> str:
@@ -295,4 +388,5 @@ def summary(r: dict) -> str:
         f"at {s['offered_rate']} turns/s: produce→row p50/p95/p99 {s['produce_to_row_s']['p50']}/"
         f"{s['produce_to_row_s']['p95']}/{s['produce_to_row_s']['p99']} s; produce→alert p50/p99 "
         f"{s['alert_latency_s']['p50']}/{s['alert_latency_s']['p99']} s ({s['alerts_delivered']} alerts)",
+        f"alert hops p50/p99 s (bucket-interpolated): {hops_line(s['alert_hops_s'])}",
     ] + ([profile_text(r["profile"])] if "profile" in r else []))

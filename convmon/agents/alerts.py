@@ -15,6 +15,7 @@ from collections import Counter
 import faust
 
 from ..batch import dlq_max_bytes
+from ..alerting.hops import AlertHops, event_time
 from ..alerting.stage import AlertStage
 from ..stream.current import processing
 from ..stream.runner import dead_letter, micro_batches, raw_records, send_all
@@ -28,16 +29,19 @@ def register(app: faust.App) -> None:
     stage = AlertStage(rt.rules, list(outboxes), settings.alerting.incident_retention_s)
     incidents = app.Table(INCIDENTS_TABLE, partitions=settings.topics.partitions, key_type=str)
     dlq_bytes = dlq_max_bytes(settings.worker.max_record_bytes)
+    hops = AlertHops(rt.metrics.observe_hop)
 
     @app.agent(app.convmon.topics.alerts, name="convmon.alerts", concurrency=1)
     async def handle_alerts(stream):
         cfg = settings.worker
         # a short window: an alert waits at most 50 ms for others to share its insert
         async for events in micro_batches(app, stream, cfg.batch_size, min(cfg.batch_within_s, 0.05), rt.metrics):
-            out = stage.process(raw_records(events), incidents.get, time.time())
+            taken = time.time()
+            out = stage.process(raw_records(events), incidents.get, taken)
             # not alert records (a hostile or broken producer): dead-lettered, alerting goes on
             await dead_letter(app.convmon.topics.dlq, out.dead, dlq_bytes, rt.metrics, "alert records")
             await send_all((outboxes[name], key, body) for name, key, body in out.outbox)  # Kafka has every page…
+            hops.decided((event_time(events[i]) for i in out.pages), taken, time.time())
             for i, key, state in out.changes:  # …before any incident records it as notified
                 with processing(events[i]):  # the incidents changelog record goes to this event's partition
                     if state is not None:

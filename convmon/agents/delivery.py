@@ -20,6 +20,7 @@ from ..alerting import outbox
 from ..alerting.backlog import BacklogWatch
 from ..alerting.channels import build_channels
 from ..alerting.delivery import Dispatcher
+from ..alerting.hops import AlertHops
 from ..alerting.outbox_delivery import OutboxDelivery
 from .. import wire
 from ..kafka_clients import aiokafka_config
@@ -52,7 +53,8 @@ def register(app: faust.App) -> None:
     @app.task
     async def deliver_outbox():
         holder["delivery"] = d = OutboxDelivery(
-            consumer, topics, dispatchers, on_unreadable=lambda ch: rt.metrics.outbox_unreadable.labels(ch).inc())
+            consumer, topics, dispatchers, on_unreadable=lambda ch: rt.metrics.outbox_unreadable.labels(ch).inc(),
+            hops=AlertHops(rt.metrics.observe_hop))
         await d.run()
 
     @app.on_before_shutdown.connect

@@ -24,6 +24,7 @@ from collections import Counter
 import faust
 
 from .. import wire
+from ..alerting.hops import AlertHops, alert_origins, record_times
 from ..batch import dlq_max_bytes
 from ..state.dynamics import ConversationTracker, ShiftConfig, ShiftDetector
 from ..stream.current import processing
@@ -68,6 +69,7 @@ def register(app: faust.App) -> None:
     async def score_turns(stream):
         await rt.sink.open()
         stage = rt.metrics.stage_seconds
+        hops = AlertHops(rt.metrics.observe_hop)
 
         async def finish(events, result, tracked) -> None:
             """Store, publish, record the conversations' new state, then release the batch's offsets."""
@@ -77,7 +79,10 @@ def register(app: faust.App) -> None:
             t2 = time.perf_counter()
             out = result.messages(rt.rules, rt.thresholds, rt.policy_thresholds, dlq_max_bytes(cfg.max_record_bytes))
             out["alerts"] += [(*wire.encode_alert(a), None) for a in shifts]
+            origins = (alert_origins([v for _, v, _ in out["alerts"]], result.scored, record_times(events))
+                       if out["alerts"] else [])
             await send_all((topics[role], *m) for role, ms in out.items() for m in ms)
+            hops.scored(origins, time.time())  # turn in Kafka → its alert records acknowledged
             for cid, value, event in writes:
                 with processing(event):  # the changelog record goes to the partition of the turn that made it
                     conversations[cid] = value

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Callable, Optional
 
 from aiokafka.abc import ConsumerRebalanceListener
 
 from .delivery import Dispatcher
+from .hops import AlertHops
 from .outbox import BadRecord, decode
 
 log = logging.getLogger(__name__)
@@ -60,14 +62,17 @@ class Positions:
 
 class OutboxDelivery:
     def __init__(self, consumer_factory: Callable[..., Any], topics: dict[str, str], dispatchers: dict[str, Dispatcher],
-                 *, on_unreadable: Callable[[str], None] = lambda channel: None, commit_interval_s: float = 0.5):
+                 *, on_unreadable: Callable[[str], None] = lambda channel: None, commit_interval_s: float = 0.5,
+                 hops: Optional[AlertHops] = None):
         """`topics`: channel name → its outbox topic; `consumer_factory(listener)` returns an unstarted
-        aiokafka consumer subscribed to those topics with that rebalance listener, auto-commit off."""
+        aiokafka consumer subscribed to those topics with that rebalance listener, auto-commit off. `hops`
+        observes each page's `outbox_topic` and `deliver` hops (hops.py)."""
         self.topics, self.dispatchers = topics, dispatchers
         self.channel_of = {t: c for c, t in topics.items()}
         self.positions = Positions()
         self.on_unreadable = on_unreadable
         self.commit_interval_s = commit_interval_s
+        self.hops = hops
         self.consumer = consumer_factory(_Listener(self))
         self.paused: set = set()
         self._stopping = asyncio.Event()
@@ -89,13 +94,14 @@ class OutboxDelivery:
                     log.warning("outbox: fetch failed (%s); retrying", type(e).__name__)
                     await asyncio.sleep(1)
                     continue
+                taken = time.time()
                 for tp, records in batches.items():
-                    self._hand_over(tp, records)
+                    self._hand_over(tp, records, taken)
                 await self._commit()
         finally:
             self._stopped.set()
 
-    def _hand_over(self, tp, records) -> None:
+    def _hand_over(self, tp, records, taken: float) -> None:
         channel = self.channel_of[tp.topic]
         d = self.dispatchers[channel]
         generation = self.positions.generation.get(tp, 0)
@@ -108,13 +114,20 @@ class OutboxDelivery:
                           r.offset, e)
                 self.positions.finished(tp, r.offset, generation)
                 continue
-            d.submit(n, tag=tp, on_done=lambda _c, _o, tp=tp, off=r.offset, g=generation:
-                     self.positions.finished(tp, off, g))
+            hop = (self.hops.taken_from_outbox(getattr(r, "timestamp", None), taken)
+                   if self.hops is not None and n.status == "firing" else None)
+            d.submit(n, tag=tp, on_done=lambda _c, outcome, tp=tp, off=r.offset, g=generation, hop=hop:
+                     self._finished(tp, off, g, outcome, hop))
         if not d.has_room():  # the rest waits in Kafka until the channel takes some
             tps = {p for p in self.consumer.assignment() if self.channel_of.get(p.topic) == channel} - self.paused
             if tps:
                 self.consumer.pause(*tps)
                 self.paused |= tps
+
+    def _finished(self, tp, offset: int, generation: int, outcome: str, hop) -> None:
+        self.positions.finished(tp, offset, generation)
+        if hop is not None:
+            hop(outcome)
 
     def _resume_channels_with_room(self) -> None:
         ready = {tp for tp in self.paused if self.dispatchers[self.channel_of[tp.topic]].has_room()}

@@ -40,6 +40,7 @@ class AlertBatch:
     rows: list[AlertRecord] = field(default_factory=list)
     decisions: Counter = field(default_factory=Counter)  # (alert kind, delivery) → alerts
     dead: list[DeadLetter] = field(default_factory=list)  # records that are not alert records
+    pages: list[int] = field(default_factory=list)  # indices of the records that page: a firing notification sent
 
 
 class AlertStage:
@@ -80,6 +81,8 @@ class AlertStage:
                 channels = targets(rec, rule.channels if rule else None, self.channels)
                 body = outbox.encode(decision.notification)
                 out.outbox += [(name, key.encode(), body) for name in channels]
+                if channels and decision.notification.status == "firing":
+                    out.pages.append(i)
             out.rows.append(AlertRecord(rec, decision.delivery, tuple(channels)))
         return out
 

@@ -37,6 +37,12 @@ def _identifier():
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
+def load() -> None:
+    """Load the detector's model now (≈0.6 s, once per process) rather than in the first batch it judges: loaded
+    there, it held up a fresh worker's first scoring batch and every page behind it."""
+    _identifier()
+
+
 def _mostly_non_latin(text: str) -> bool:
     letters = [c for c in text if c.isalpha()]
     if not letters:

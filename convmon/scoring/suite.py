@@ -22,6 +22,7 @@ from ..contract import ChatTurn
 from ..wire import EMBEDDING_DIM
 from .base import ScoreFields
 from .decisions import Calibration, Decision, decide, redacted_span
+from . import language
 from .language import Language, detect
 from .normalize import normalize
 from ..resources import data_path
@@ -268,6 +269,7 @@ class SuiteModel:
         self.policy_ids: list[str] = suite["policies"]
         self.policy_thresholds: dict[str, float] = suite["policy_thresholds"]
         self.calibration = Calibration.from_manifest(suite)
+        language.load()  # at start, not in the first batch
         files = (self.model_dir / suite["file"], self.model_dir / suite["tokenizer"], threads)
         if in_child_process:
             from .encoder_process import EncoderProcess

@@ -165,6 +165,12 @@ def test_toxic_burst_becomes_alert_candidates_and_one_incident(app, monkeypatch)
     rows = client.query("SELECT delivery, count() FROM alerts FINAL GROUP BY delivery ORDER BY delivery").result_rows
     assert rows == [("notified", 1), ("suppressed", 29)]
 
+    # the alert path's hops (alerting/hops.py): every candidate traced to its turn, the one page through the decision
+    registry = app.convmon.runtime.metrics.registry
+    hops = {hop: registry.get_sample_value("convmon_alert_hop_seconds_count", {"hop": hop})
+            for hop in ("score", "alerts_topic", "decide")}
+    assert hops == {"score": 30, "alerts_topic": 1, "decide": 1}
+
 
 def test_score_agent_tracks_conversations_raises_one_shift_and_ignores_replays(app):
     """Dynamics run in the score stage: a friendly conversation that turns hostile gives one sentiment_shift

@@ -71,3 +71,12 @@ def test_the_scoring_process_exits_when_its_worker_is_killed(tmp_path):
             raise AssertionError("the scoring process outlived its killed worker")
     finally:
         worker.kill()
+
+
+def test_the_language_detector_is_loaded_with_the_model_not_in_the_first_batch():
+    """Loaded lazily, it cost a fresh worker's first scoring batch 0.6 s, and every page queued behind it."""
+    from convmon.scoring import language
+
+    language._identifier.cache_clear()
+    SuiteModel(threads=1)
+    assert language._identifier.cache_info().currsize == 1
