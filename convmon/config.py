@@ -62,6 +62,10 @@ class WorkerSettings(_MaskedRepr, BaseModel):
                                   "batch is what arrived while the previous one was scored, so this wait is "
                                   "added to every page's latency (raise it to make fewer, larger ClickHouse "
                                   "inserts)")
+    state_batch_within_s: float = Field(1.0, gt=0, description="max wait to fill a batch of the per-model-version "
+                                        "state (drift, rates, minute windows): each batch snapshots the keys it "
+                                        "changed and writes ClickHouse, none of it on a page's path, so it takes "
+                                        "fewer, larger batches than scoring")
     max_text_bytes: int = Field(65536, ge=1, description="turns with longer text go to the DLQ")
     max_record_bytes: int = Field(1_048_576, ge=1024, description="records larger than this go to the DLQ")
     max_json_depth: int = Field(32, ge=2, description="deeper JSON goes to the DLQ")

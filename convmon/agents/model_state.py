@@ -36,7 +36,8 @@ def register(app: faust.App) -> None:
     async def model_state(stream):
         await rt.sink.open()
         await keeper.start()
-        async for events in micro_batches(app, stream, cfg.batch_size, cfg.batch_within_s, rt.metrics):
+        # its own, longer window: a batch's fixed cost (snapshots, inserts) would otherwise take CPU from scoring
+        async for events in micro_batches(app, stream, cfg.batch_size, cfg.state_batch_within_s, rt.metrics):
             signals, dead = read_signals(raw_records(events))
             # not signal records (a broken or hostile producer): dead-lettered, the state goes on
             await dead_letter(app.convmon.topics.dlq, dead, dlq_bytes, rt.metrics, "signal records")
