@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import sys
 
-from faust.transport.consumer import Consumer, ThreadDelegateConsumer
+from faust.transport.consumer import ThreadDelegateConsumer
 
 TOPIC, PARTITION, FROM = os.environ["STALL_TOPIC"], int(os.environ["STALL_PARTITION"]), int(os.environ["STALL_FROM"])
 state = {"dropping": None}  # None: not yet, True: losing records, False: healed by a seek
 
-_getmany, _seek = ThreadDelegateConsumer._getmany, Consumer.seek
+# `_seek` is what every seek comes down to (convmon's consumer overrides `seek` itself: stream/consumer.py)
+_getmany, _seek = ThreadDelegateConsumer._getmany, ThreadDelegateConsumer._seek
 
 
 async def getmany(self, active_partitions, timeout):
@@ -39,7 +40,7 @@ async def seek(self, partition, offset):
 
 
 ThreadDelegateConsumer._getmany = getmany
-Consumer.seek = seek
+ThreadDelegateConsumer._seek = seek
 
 if __name__ == "__main__":
     from convmon.cli import main
