@@ -53,6 +53,7 @@ class ChaosPlan:
     partitions: int = 4
     chaos_s: float = 75.0  # kills (and the broker restart) happen in this window, while the second half arrives
     kill_every_s: tuple[float, float] = (6.0, 15.0)
+    min_kills: int = 3  # the window is extended until this many SIGKILLs happened (a slow broker restart)
     restart_after_s: tuple[float, float] = (1.0, 4.0)
     broker_down_s: float = 10.0  # 0: no broker restart
     incidents: int = 40
@@ -355,22 +356,27 @@ def run_chaos(plan: ChaosPlan, bootstrap: str, workdir: Optional[Path] = None,
 
         pub = threading.Thread(target=trickle, daemon=True)
         pub.start()
+        def restart_broker():  # in the background, so that the kill schedule goes on around it
+            broker_up.clear()
+            note("broker down")
+            kafka.broker("down")
+            time.sleep(plan.broker_down_s)
+            kafka.broker("up")
+            broker_up.set()
+            note("broker up")
+
         chaos_end = time.monotonic() + plan.chaos_s
         broker_at = time.monotonic() + plan.chaos_s * rng.uniform(0.35, 0.55) if plan.broker_down_s else None
+        broker = None
         next_kill = time.monotonic() + rng.uniform(*plan.kill_every_s)
         kills = 0
-        while time.monotonic() < chaos_end:
+        while time.monotonic() < chaos_end or kills < plan.min_kills:
             now = time.monotonic()
             if broker_at is not None and now >= broker_at:
                 broker_at = None
-                broker_up.clear()
-                note("broker down")
-                kafka.broker("down")
-                time.sleep(plan.broker_down_s)
-                kafka.broker("up")
-                broker_up.set()
-                note("broker up")
-            if now >= next_kill:
+                broker = threading.Thread(target=restart_broker, daemon=True)
+                broker.start()
+            if now >= next_kill and broker_up.is_set():  # one fault at a time: kills wait for the broker
                 i = rng.randrange(len(workers))
                 workers[i].kill()
                 kills += 1
@@ -380,6 +386,10 @@ def run_chaos(plan: ChaosPlan, bootstrap: str, workdir: Optional[Path] = None,
                 note(f"restart worker {i}")
                 next_kill = time.monotonic() + rng.uniform(*plan.kill_every_s)
             time.sleep(0.2)
+        if broker is not None:
+            broker.join(timeout=180)
+            if not broker_up.is_set():
+                raise RuntimeError("the broker did not come back; see var/kafka/logs")
         pub.join(timeout=300)
         log("last repeat of each incident; waiting for every record to be consumed and committed…")
         for i in range(plan.incidents):
