@@ -333,7 +333,6 @@ def run_chaos(plan: ChaosPlan, bootstrap: str, workdir: Optional[Path] = None,
             f"a broker restart, the second half arriving meanwhile")
         broker_up = threading.Event()
         broker_up.set()
-        stop = threading.Event()
 
         def trickle():  # the second half, the later incidents and a repeat of each, spread over the chaos window
             items = [("turn", t) for t in turns[half:]]
@@ -343,7 +342,7 @@ def run_chaos(plan: ChaosPlan, bootstrap: str, workdir: Optional[Path] = None,
                 items.insert(j * len(items) // len(alerts), ("alert", alerts[j]))
             start, spread = time.monotonic(), plan.chaos_s * 0.8
             for j, (what, item) in enumerate(items):
-                while not broker_up.is_set() and not stop.is_set():
+                while not broker_up.is_set():
                     time.sleep(0.2)
                 ahead = j * spread / len(items) - (time.monotonic() - start)
                 if ahead > 0:
