@@ -17,6 +17,11 @@ convmon's topics are written without transactions, so a jump is not a gap until 
 The records stay owed: the committed offset stays before them, so a restart, a rebalance or the
 stall watchdog (stream/watchdog.py) reads them again.
 
+A commit that fails (the broker is away) is not taken for done: Faust would record its offsets as committed
+after dropping their acknowledgements, so a partition that then received nothing new never committed them
+(the stall warnings during the chaos run's broker restart, issue 20). `_commit_offsets` keeps the committed
+offset where it was and `_new_offset` offers the failed offset again with the next commit.
+
 `_read_offset` has one meaning here: the offset of the last record handed to a stream. Faust's fetch loop
 stores that, but its `seek` and `perform_seek` (run on every partition assignment) store the offset to
 read *next* there. The stall watchdog (position = last read + 1) then saw a finished partition one past
@@ -25,8 +30,8 @@ group again and again. `seek` and `perform_seek` below store `offset - 1` (None 
 the fetch loop reads the same way: a record at `offset` or later is taken, and one at the sought offset
 is not a jump.
 
-These overrides touch Faust's Consumer internals `_add_gap`, `_new_offset`, `_acked`, `_gap`,
-`_read_offset` and `_committed_offset` (faust-streaming 0.15); tests/unit/test_contiguous_commits.py
+These overrides touch Faust's Consumer internals `_add_gap`, `_new_offset`, `_commit_offsets`, `_acked`,
+`_gap`, `_read_offset` and `_committed_offset` (faust-streaming 0.15); tests/unit/test_contiguous_commits.py
 pins them.
 """
 
@@ -47,6 +52,10 @@ def contiguous(consumer_cls: type) -> type:
     """`consumer_cls` (a Faust transport's Consumer) with commits kept behind unprocessed records."""
 
     class ContiguousConsumer(consumer_cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._failed_commit: dict = {}  # tp → offset of a commit that failed, tried again with the next one
+
         async def _add_gap(self, tp, offset_from: int, offset_to: int) -> None:
             return None  # a jump is skipped records until the re-read says otherwise
 
@@ -59,10 +68,41 @@ def contiguous(consumer_cls: type) -> type:
 
         def _new_offset(self, tp) -> Optional[int]:
             committed = self._committed_offset[tp]
+            retry = self._failed_commit.get(tp)  # a failed commit: its records are processed, its acks gone
+            if retry is not None and (committed is None or retry > committed):
+                committed = retry
             acked = self._acked[tp]
             if committed is not None and acked and min(acked) > committed and not self._gap[tp].at(committed):
-                return None  # the record at the committed offset is still owed
-            return consumer_cls._new_offset(self, tp)
+                new = None  # the record at the committed offset is still owed
+            else:
+                saved, self._committed_offset[tp] = self._committed_offset[tp], committed
+                try:
+                    new = consumer_cls._new_offset(self, tp)
+                finally:
+                    self._committed_offset[tp] = saved
+            return retry if retry is not None and (new is None or new < retry) else new
+
+        async def _commit_offsets(self, offsets, start_new_transaction: bool = True) -> bool:
+            """Faust's, but a failed commit (broker away) is not taken for done: Faust records the offsets as
+            committed and has dropped their acknowledgements, so a partition with nothing new to read never
+            committed them. Here the committed offsets stay as they were and the failed ones are tried again
+            with the next commit."""
+            before = {tp: self._committed_offset.get(tp) for tp in offsets}
+            did = await consumer_cls._commit_offsets(self, offsets, start_new_transaction)
+            assigned = self.assignment()
+            for tp, offset in offsets.items():
+                if did:
+                    if self._failed_commit.get(tp, -1) <= offset:
+                        self._failed_commit.pop(tp, None)
+                elif tp in assigned:
+                    self._committed_offset[tp] = before[tp]
+                    self._failed_commit[tp] = max(offset, self._failed_commit.get(tp, offset))
+            return did
+
+        async def on_partitions_revoked(self, revoked) -> None:
+            for tp in revoked:
+                self._failed_commit.pop(tp, None)  # the new owner reads from the broker's committed offset
+            await consumer_cls.on_partitions_revoked(self, revoked)
 
         async def seek(self, partition, offset: int) -> None:
             await self._seek(partition, offset)

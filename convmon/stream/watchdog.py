@@ -40,6 +40,8 @@ def _partitions(app: faust.App, topics: set[str]) -> dict:
     read = consumer._read_offset  # Faust: last offset handed to a stream, per partition
     committed = consumer._committed_offset  # Faust: last committed offset (the next one to read)
     acked = consumer._acked_index  # Faust: acknowledged offsets not yet committed, per partition
+    # stream/consumer.py: offsets whose commit failed (broker away): processed, only the commit is owed
+    failed = getattr(consumer, "_failed_commit", {})
     in_processing: dict = {}
     for m in list(consumer._unacked_messages):  # Faust: records handed to streams, not yet acknowledged
         if not m.acked:
@@ -54,7 +56,8 @@ def _partitions(app: faust.App, topics: set[str]) -> dict:
         if high is None or pos is None:
             continue
         busy = in_processing.get(tp, set())
-        out[tp] = PartitionView(pos, high, bool(busy), c, c is None or c in busy or c in acked.get(tp, ()))
+        done = c is None or c in busy or c in acked.get(tp, ()) or (failed.get(tp) or -1) > c
+        out[tp] = PartitionView(pos, high, bool(busy), c, done)
     return out
 
 
