@@ -14,7 +14,12 @@ role "train" sources). Every row carries `role` ("user" or "assistant": how the 
 The two groups are disjoint by source and, where the data allows, by model:
 
 - train (thresholds; later possibly training negatives): MT-bench answers of 15 models and MT-bench's own
-  questions (one FastChat copy), HWU64 assistant commands, Reddit stress posts, MultiClimate transcripts;
+  questions (one FastChat copy), HWU64 assistant commands, Reddit stress posts, MultiClimate transcripts,
+  Arena-Hard-Auto answers (GPT-3.5-Turbo-0125, GPT-4-0314/0613 on v0.1; o3-mini on v2.0) and the English
+  creative-writing prompts of Arena-Hard v2.0, the Self-Instruct user-oriented instructions, prompts that set
+  format constraints or ask for a persona (the IFEval prompts; the role-play and app prompts added to
+  awesome-chatgpt-prompts in 2024-2025, none of its reserved 2023 prompts nor edited copies of them; fabric's
+  'IDENTITY and PURPOSE' patterns);
   and, for threshold choice only (dev_share 1.0: all of their rows are in the dev split, none trains),
   climate-science explainer paragraphs of two CC BY textbooks (Sustainability: A Comprehensive Foundation,
   chiefly its climate chapter; OpenStax Biology 2e, chiefly its climate-change section), as assistant turns.
@@ -61,7 +66,7 @@ from collections import Counter
 from pathlib import Path
 
 from convmon_dev.modelsuite.public.climate import MC_COMMIT, MC_CITATION, MC_LICENCE_EVIDENCE, MC_REPO, MC_TRAIN_VIDEOS
-from convmon_dev.modelsuite.public.sources import GitFile, Row, Source, clean_text, dedup_key
+from convmon_dev.modelsuite.public.sources import GitFile, Row, Source, clean_text, dedup_key, mirror_dir
 
 TASK = "benign"
 MAX_WORDS = 1500
@@ -505,6 +510,173 @@ def read_sgd_system(git: GitFile) -> list[Row]:
 
 
 # ---------------------------------------------------------------------------------------------
+# train side: Arena-Hard-Auto (prompts from Chatbot Arena, answers the project published) and the
+# Self-Instruct user-oriented instructions
+
+AH_REPO, AH_COMMIT = "lmarena/arena-hard-auto", "196f6b826783b3da7310e361a805fa36f0be83f3"
+# v0.1: the three answer files present at that commit (GPT-4 and GPT-3.5-Turbo: families kept on the train side)
+AH_V01_MODELS = ["gpt-3.5-turbo-0125", "gpt-4-0314", "gpt-4-0613"]
+AH_V01_PATHS = [f"data/arena-hard-v0.1/model_answer/{m}.jsonl" for m in AH_V01_MODELS]
+# v2.0: the only answer file present (deepseek-r1, gemini-2.0-flash and qwq-32b are absent from the mirror)
+AH_V2_MODEL = "o3-mini-2025-01-31"
+AH_V2_PATH = f"data/arena-hard-v2.0/model_answer/{AH_V2_MODEL}.jsonl"
+AH_V2_QUESTIONS = "data/arena-hard-v2.0/question.jsonl"
+AH_LICENCE = ("LICENSE at that commit: Apache License 2.0 (lmarena/arena-hard-auto); the model_answer files are "
+              "the answers the project publishes with the benchmark")
+AH_CITATION = ("Li, Chiang, Frick, Dunlap, Wu, Zhu, Gonzalez, Stoica 2024, From Crowdsourced Data to High-Quality "
+               "Benchmarks: Arena-Hard and BenchBuilder Pipeline; lmarena/arena-hard-auto data")
+
+
+def _ah_answers(git: GitFile, path: str) -> list[tuple[str, str, str]]:
+    out = []
+    # split on newlines only: str.splitlines would also break lines at U+2028 and the like inside strings
+    for r in (json.loads(line) for line in git.read_text(path).split("\n") if line.strip()):
+        for m in r["messages"]:
+            if m["role"] == "assistant":
+                c = m["content"]
+                out.append((r["model"], c.get("answer", "") if isinstance(c, dict) else c, r["uid"]))
+    return out
+
+
+_EN_PROMPT_WORDS = set("write story poem script song tell me about make create short long where who what how "
+                       "describe".split())
+
+
+def _en_prompt(text: str) -> bool:
+    """Stricter than `_english`, for prompts: at least a tenth of the words are English function words (or
+    common prompt words), and at most half as many foreign function words (Arena-Hard holds many prompts in
+    German, Russian, Portuguese, Czech, Vietnamese ...)."""
+    toks = [t.lower() for t in _word.findall(text)]
+    en = sum(t in _EN_STOP or t in _EN_PROMPT_WORDS for t in toks)
+    fo = sum(t in _FOREIGN_STOP for t in toks)
+    return _english(text) and (len(toks) < 3 or (en >= max(1.0, 0.1 * len(toks)) and 2 * fo <= en))
+
+
+def _ah_questions(git: GitFile) -> list[dict]:
+    return [json.loads(x) for x in git.read_text(AH_V2_QUESTIONS).split("\n") if x.strip()]
+
+
+def read_ah_answers(git: GitFile) -> list[Row]:
+    return _finish([_row(t, f"assistant:{m}", "assistant") for p in AH_V01_PATHS for m, t, _ in _ah_answers(git, p)])
+
+
+def read_ah_v2_answers(git: GitFile) -> list[Row]:
+    english = {q["uid"] for q in _ah_questions(git) if _en_prompt(q["prompt"])}
+    return _finish([_row(t, f"assistant:{m}", "assistant") for m, t, uid in _ah_answers(git, AH_V2_PATH)
+                    if uid in english])
+
+
+def read_ah_creative_prompts(git: GitFile) -> list[Row]:
+    return _finish([_row(r["prompt"], "user_request", "user") for r in _ah_questions(git)
+                    if r.get("category") == "creative_writing" and _en_prompt(r["prompt"])])
+
+
+SI_REPO, SI_COMMIT = "yizhongw/self-instruct", "0b26ccaa415992100fa32df62d41b994cf928e23"
+SI_PATH = "human_eval/user_oriented_instructions.jsonl"
+
+
+# tasks whose input is a text to judge for offence (e.g. an insulting tweet): not a benign turn as a whole
+_SI_SKIP = re.compile(r"offensive|toxic|hate|insult|profan|rude", re.I)
+
+
+def read_si_instructions(git: GitFile) -> list[Row]:
+    rows = []
+    for r in _jsonl(git.read_text(SI_PATH)):
+        if _SI_SKIP.search(r["instruction"]):
+            continue
+        for inst in r["instances"][:1]:
+            inp = (inst.get("input") or "").strip()
+            rows.append(_row(r["instruction"] + ("\n\n" + inp if inp else ""), "user_request", "user"))
+    return _finish(rows)
+
+
+
+# ---------------------------------------------------------------------------------------------
+# train side: prompts that set format constraints or ask for a persona (the jailbreak head's benign false
+# positives): IFEval, awesome-chatgpt-prompts additions of 2024-2025, fabric's patterns
+
+IFE_REPO, IFE_COMMIT = "josejg/instruction_following_eval", "0c495b2f95155e8b10acb919ae283bfb4d5be6e2"
+IFE_PATH = "instruction_following_eval/data/input_data.jsonl"
+
+
+def read_ifeval(git: GitFile) -> list[Row]:
+    return _finish([_row(r["prompt"], "user_request", "user") for r in _jsonl(git.read_text(IFE_PATH))
+                    if _not_acp_2023(git, r["prompt"])])
+
+
+ACP_REPO = "f/awesome-chatgpt-prompts"
+# 2025-11-29, the last commit to prompts.csv before the bulk user submissions of December 2025
+ACP_COMMIT = "eb5aaf35fd94cea865a429b2b42c10983f1752ae"
+# the last commit of 2023 (2023-11-08): every prompt of this version is in a reserved collection
+ACP_2023_COMMIT = "82f15563c9284c01ca54f0b915ae1aeda5a0fc3a"
+# Benign in themselves but off the point of a negative: rephrasing "making the original source difficult to
+# trace", and probing LLM safety with test prompts (the jailbreak signal's own subject)
+ACP_SKIP_ACTS = {"Rephraser with Obfuscation", "Large Language Models Security Specialist"}
+
+
+def _shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    w = _word.findall(text.lower())
+    return {tuple(w[i:i + n]) for i in range(max(1, len(w) - n + 1))}
+
+
+def _acp_csv(git: GitFile, path: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(git.read_text(path))))
+
+
+_ACP_2023: list = []
+
+
+def _acp_2023(git: GitFile) -> tuple[set[str], set[str], list[set[tuple[str, ...]]]]:
+    """dedup_keys, act names (lower case) and 5-word shingles of the reserved 2023 prompts.csv (its mirror
+    found beside the mirror `git` reads)."""
+    if not _ACP_2023:
+        gd = Path(git.git_dir)
+        root = gd.parent.parent if gd.name == "repo" else gd.parent
+        old = _acp_csv(GitFile(mirror_dir(ACP_REPO, root), ACP_2023_COMMIT), "prompts.csv")
+        _ACP_2023.append(({dedup_key(r["prompt"]) for r in old}, {r["act"].strip().lower() for r in old},
+                          [_shingles(r["prompt"]) for r in old]))
+    return _ACP_2023[0]
+
+
+def _not_acp_2023(git: GitFile, text: str) -> bool:
+    """Neither a 2023 awesome-chatgpt-prompts prompt nor an edited copy of one (another source may quote one,
+    e.g. fabric's explain_math is its 'Math Teacher'): dedup_key, and under 20% shared 5-word shingles."""
+    keys, _, old_sh = _acp_2023(git)
+    sh = _shingles(text)
+    return dedup_key(text) not in keys and all(len(sh & o) < 0.2 * len(sh | o) for o in old_sh)
+
+
+def read_acp_recent(git: GitFile) -> list[Row]:
+    from convmon_dev.modelsuite.public.jailbreak import _in_the_wild_marker
+
+    old_acts = _acp_2023(git)[1]
+    rows = [r for r in _acp_csv(git, "prompts.csv") if r["act"] not in ACP_SKIP_ACTS
+            and r["act"].strip().lower() not in old_acts] + _acp_csv(git, "vibeprompts.csv")
+    return _finish([_row(r["prompt"], "user_request", "user") for r in rows
+                    if _not_acp_2023(git, r["prompt"]) and not _in_the_wild_marker(r["prompt"])])
+
+
+FAB_REPO, FAB_COMMIT = "danielmiessler/fabric", "272f04dd3278f99bee49e94a7747b54708745a5d"
+
+
+def read_fabric(git: GitFile) -> list[Row]:
+    from convmon_dev.modelsuite.public.jailbreak import _in_the_wild_marker
+
+    rows, heads = [], set()
+    for p in _ls(git, "data/patterns"):
+        if not p.endswith("/system.md"):
+            continue
+        t = git.read_text(p)
+        # the t_* TELOS patterns share one long preamble: keep the first of each 60-word opening
+        head = dedup_key(" ".join(t.split()[:60]))
+        if head in heads or _in_the_wild_marker(t) or not _not_acp_2023(git, t):
+            continue
+        heads.add(head)
+        rows.append(_row(t, "user_request", "user"))
+    return _finish(rows)
+
+
+# ---------------------------------------------------------------------------------------------
 
 _F = ("clean_text; 3 characters to 1,500 words (longer dropped); non-English dropped; rows with a slur, "
       "gendered/ableist insult or kill threat dropped; exact duplicates (dedup_key) dropped")
@@ -550,6 +722,81 @@ SOURCES: list[Source] = [
            filters=_F + "; read through climate.py's reader (train/dev videos only: their test videos stay "
                         "the climate task's evaluation)",
            read=read_multiclimate, max_rows=700),
+    Source(id="benign_arena_hard_answers", task=TASK, role="train", dev_share=TUNE_SHARE, repo=AH_REPO,
+           commit=AH_COMMIT, paths=AH_V01_PATHS, licence="Apache-2.0", licence_evidence=AH_LICENCE,
+           citation=AH_CITATION,
+           labels=_ALL0 + "; answers of GPT-3.5-Turbo (0125) and GPT-4 (0314, 0613) to the 500 Arena-Hard v0.1 "
+                          "prompts (coding, technical, reasoning questions from Chatbot Arena) -> role assistant, "
+                          "tag assistant:<model>",
+           filters=_F + "; the answer text only (the 'answer' field of the assistant message)",
+           read=read_ah_answers, max_rows=1500),
+    Source(id="benign_arena_hard_v2_answers", task=TASK, role="train", dev_share=TUNE_SHARE, repo=AH_REPO,
+           commit=AH_COMMIT, paths=[AH_V2_PATH], licence="Apache-2.0", licence_evidence=AH_LICENCE,
+           citation=AH_CITATION,
+           labels=_ALL0 + "; o3-mini's answers to the 750 Arena-Hard v2.0 prompts (hard coding and math prompts "
+                          "and 250 creative-writing prompts: stories, poems, role-play scripts) -> role assistant, "
+                          "tag assistant:o3-mini-2025-01-31",
+           filters=_F + "; the answer text only; answers to non-English prompts mostly dropped by the English "
+                        "check",
+           read=read_ah_v2_answers, max_rows=1000),
+    Source(id="benign_arena_hard_creative_prompts", task=TASK, role="train", dev_share=TUNE_SHARE, repo=AH_REPO,
+           commit=AH_COMMIT, paths=[AH_V2_QUESTIONS], licence="Apache-2.0", licence_evidence=AH_LICENCE,
+           citation=AH_CITATION,
+           labels=_ALL0 + "; the creative-writing prompts of Arena-Hard v2.0 (what Chatbot Arena users asked: "
+                          "stories, poems, role-play and persona scripts) -> role user, tag user_request",
+           filters=_F + "; category creative_writing only (coding and math prompts not read); non-English "
+                        "prompts dropped by the English check",
+           read=read_ah_creative_prompts),
+    Source(id="benign_self_instruct_user_requests", task=TASK, role="train", dev_share=TUNE_SHARE, repo=SI_REPO,
+           commit=SI_COMMIT, paths=[SI_PATH], licence="Apache-2.0",
+           licence_evidence="LICENSE at that commit: Apache License 2.0 (yizhongw/self-instruct, the paper's code "
+                            "and data)",
+           citation="Wang, Kordi, Mishra, Liu, Smith, Khashabi, Hajishirzi 2023, Self-Instruct: Aligning Language "
+                    "Models with Self-Generated Instructions (ACL 2023); the 252 user-oriented instructions "
+                    "written by the authors",
+           labels=_ALL0 + "; each instruction with the input of its first instance (blank line between) -> role "
+                          "user, tag user_request; the outputs and model predictions not read",
+           filters=_F, read=read_si_instructions),
+    Source(id="benign_ifeval_prompts", task=TASK, role="train", dev_share=TUNE_SHARE, repo=IFE_REPO,
+           commit=IFE_COMMIT, paths=[IFE_PATH], licence="Apache-2.0",
+           licence_evidence="LICENSE at that commit: Apache License 2.0; pyproject.toml: 'License :: OSI Approved :: "
+                            "Apache Software License'; README: an unofficial pip-installable fork of IFEval "
+                            "(google-research/google-research instruction_following_eval, Apache-2.0)",
+           citation="Zhou, Lu, Mishra, Brahma, Basu, Luan, Zhou, Hou 2023, Instruction-Following Evaluation for "
+                    "Large Language Models (arXiv 2311.07911); the 541 IFEval prompts",
+           labels=_ALL0 + "; each prompt (a task with verifiable format constraints: word counts, no commas, all "
+                          "lowercase, JSON output, 'repeat the request first' ...) -> role user, tag user_request",
+           filters=_F + "; the prompt field only (instruction ids and kwargs not read)",
+           read=read_ifeval, max_rows=800),
+    Source(id="benign_awesome_prompts_2024_25", task=TASK, role="train", dev_share=TUNE_SHARE, repo=ACP_REPO,
+           commit=ACP_COMMIT, paths=["prompts.csv", "vibeprompts.csv", f"prompts.csv at {ACP_2023_COMMIT}"],
+           licence="CC0-1.0",
+           licence_evidence="LICENSE at that commit: Creative Commons Legal Code, CC0 1.0 Universal",
+           citation="f/awesome-chatgpt-prompts (Fatih Kadir Akin and contributors), the prompts added in 2024 and "
+                    "2025 (up to 2025-11-29)",
+           labels=_ALL0 + "; each 'act as ...' / 'you are ...' role-play or persona prompt (column prompt) and each "
+                          "vibe-coding app prompt of vibeprompts.csv -> role user, tag user_request",
+           filters=_F + f"; prompts.csv and vibeprompts.csv at {ACP_COMMIT} (2025-11-29, before the December-2025 "
+                        f"bulk submissions); every prompt whose dedup_key occurs in prompts.csv at {ACP_2023_COMMIT} "
+                        "(the last commit of 2023; that version is bundled in a reserved collection) dropped, and so "
+                        "is every prompt whose act name occurs there (edited versions of those prompts) or that "
+                        "shares 20% or more of its 5-word shingles (Jaccard) with one of them; prompts with "
+                        "jailbreak.py's in-the-wild persona markers dropped; two acts dropped by hand ('Rephraser "
+                        "with Obfuscation': hiding a text's source; 'Large Language Models Security Specialist': "
+                        "probing LLM safety)",
+           read=read_acp_recent),
+    Source(id="benign_fabric_patterns", task=TASK, role="train", dev_share=TUNE_SHARE, repo=FAB_REPO,
+           commit=FAB_COMMIT, paths=["data/patterns/*/system.md"], licence="MIT",
+           licence_evidence="LICENSE at that commit: MIT License (Copyright (c) 2012-2024 Scott Chacon and others, "
+                            "as the fabric repository ships it)",
+           citation="Miessler and contributors, fabric: an open-source framework for augmenting humans using AI; "
+                    "its crowdsourced prompt patterns (2024-2025)",
+           labels=_ALL0 + "; each pattern's system.md (an 'IDENTITY and PURPOSE' persona - 'You are an expert "
+                          "...' - with steps and strict OUTPUT INSTRUCTIONS: 'only output Markdown', 'do not give "
+                          "warnings or notes') as users paste it -> role user, tag user_request",
+           filters=_F + "; patterns over 1,500 words dropped by the length bound; prompts with jailbreak.py's "
+                        "in-the-wild persona markers dropped (none at that commit)",
+           read=read_fabric),
     # ---- train, tuning only (dev_share 1.0: every row is in the dev split, none trains) ----
     Source(id="benign_sustainability_climate", task=TASK, role="train", dev_share=1.0, repo=CNX_SUS_REPO,
            commit=CNX_SUS_COMMIT, paths=[CNX_SUS_COLLECTION, "modules/*/index.cnxml"], licence="CC-BY-4.0",

@@ -211,7 +211,16 @@ def write_data_card(out_dir: Path, sources: list[Source], counts: dict) -> None:
         "an earlier shared task, is dropped anyway. Since issue 18 also the OpenAssistant conversations (both "
         "releases) and the prompt sets and sampling reports built from them: the evaluation source once built "
         "from them is gone, and a row of any source whose text equals one of its texts is dropped "
-        "(`reserved_text_hashes.txt`: sha256 of each text's dedup key, not the texts).",
+        "(`reserved_text_hashes.txt`: sha256 of each text's dedup key, not the texts; every prompt of the "
+        "oasst-model-eval prompt files and sampling reports, written by "
+        "`python -m convmon_dev.modelsuite.public.reserved`, which also lists near copies: rows of 12 words or "
+        "more sharing half of their 5-word shingles with the reserved prompts and sampled replies; the ones "
+        "found are stock phrases such as 'let me know if there is anything I can do', kept). The in-the-wild "
+        "jailbreak collection bundles awesome-chatgpt-prompts as its \"regular\" prompts, so that list as it "
+        "stood in 2023 is reserved too: it is no longer a source, and the prompts of later commits are used "
+        "only when they share no dedup key and under 20% of their 5-word shingles with the 2023 list "
+        "(`benign_awesome_prompts_2024_25`, and the same check on `benign_fabric_patterns`). "
+        "`toxichat` is Baheti et al.'s Reddit set, not the reserved LMSYS ToxicChat.",
         "",
         "| source | task | role | rows | repository @ commit | licence |",
         "|---|---|---|---|---|---|",

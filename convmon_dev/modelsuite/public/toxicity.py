@@ -8,6 +8,13 @@ academic discussion, identity terms in neutral contexts, blunt but civil disagre
 Sources (see each `Source` for licence evidence, mapping and filters):
 - stormfront  (train) sentences from a white-supremacist forum, hate / noHate.
 - edos        (train) Reddit and Gab posts, sexist / not sexist (SemEval-2023 Task 10).
+- toxigen_seeds (train) ToxiGen's human-written seed statements about 16 groups: implicit hate /
+  neutral or positive mentions of the same groups (hard negatives for identity terms).
+- toxichat    (train) Reddit threads and chatbot replies, offensive toward a person or group / safe
+  (Baheti et al. 2021; not LMSYS ToxicChat).
+- diasafety_offending_user (train) dialogue replies that insult, mock or belittle the person they
+  answer / do not (DiaSafety's "Offending User" category).
+- openai_moderation (train) OpenAI's moderation evaluation set: hate or harassment / neither.
 - hatecheck   (eval)  functional tests, hateful / non-hateful, tagged by functionality.
 - convabuse   (eval)  what users typed to two conversational agents, abusive / not.
 
@@ -20,7 +27,9 @@ closest public data to convmon's own traffic. Neither is ever trained on.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import json
 import re
 import subprocess
 
@@ -205,6 +214,121 @@ def _read_convabuse(git: GitFile) -> list[Row]:
     return _finish(rows)
 
 
+# --- ToxiGen seed statements (Hartvigsen et al. 2022) ---------------------------------------------
+
+_TOXIGEN_GROUPS = ("asian", "bisexual", "black", "chinese", "immigrant", "jewish", "latino", "lgbtq",
+                   "mental_disability", "mexican", "middle_east", "muslim", "native_american",
+                   "physical_disability", "trans", "women")
+# (there is no prompts/neutral_trans_1k.txt at the pinned commit)
+TOXIGEN_PATHS = [f"prompts/{kind}_{g}_1k.txt" for kind in ("hate", "neutral") for g in _TOXIGEN_GROUPS
+                 if (kind, g) != ("neutral", "trans")]
+
+
+_TOXIGEN_TAIL = re.compile(r'(?:\\+|",|,)$')
+_TOXIGEN_SEP = re.compile(r"\\n|(?<=\S)- (?=\S)|(?<=[.!?]) - ")
+
+
+def _read_toxigen(git: GitFile) -> list[Row]:
+    """Each prompt line is ~6 human-written statements about one group, written as
+    "- s1\\n- s2\\n-...\\n-" (a literal backslash-n); the same statements recur across the 1,000
+    prompts of a file, so the unique statements are a few dozen per file."""
+    rows = []
+    for path in TOXIGEN_PATHS:
+        hate = path.startswith("prompts/hate_")
+        group = path[len("prompts/hate_" if hate else "prompts/neutral_"):-len("_1k.txt")]
+        for line in git.read_text(path).splitlines():
+            # a few lines also join two statements with "- " and no newline ("...gay guys!- Its ...")
+            for part in _TOXIGEN_SEP.split(line):
+                # strip copy-paste leftovers at the end: backslashes, '",' and ','
+                text = _TOXIGEN_TAIL.sub("", clean_text(part.strip().lstrip("-")))
+                if text:
+                    rows.append({"text": text, "label": int(hate), "tag": f"{'hate' if hate else 'neutral'}_{group}"})
+    return _finish(rows)
+
+
+
+# --- ToxiChat (Baheti et al. 2021) ------------------------------------------------------------------
+
+TOXICHAT_PATHS = ["data/ToxiChat/train.jsonl", "data/ToxiChat/dev.jsonl", "data/ToxiChat/test.jsonl"]
+# offense targets that are one person (the rest are groups: women, LGBTQ folks, leftists, ...)
+_TOXICHAT_PERSON = {"individual/redditor", "comment author", "celebrity/personality"}
+_title = re.compile(r"^\s*Title:\s*")
+
+
+def _read_toxichat(git: GitFile) -> list[Row]:
+    """Every utterance of the 2,000 annotated threads: the Reddit turns and the two chatbot
+    replies (DialoGPT, GPT-3) that end each thread, each labelled Offensive/Safe with its targets."""
+    rows = []
+    for path in TOXICHAT_PATHS:
+        for line in git.read_text(path).splitlines():
+            if not line.strip():
+                continue
+            conv = json.loads(line)
+            turns = [("reddit", t) for t in conv.get("reddit_thread", [])]
+            turns += [("bot", conv[k]) for k in ("final_dgpt_response", "final_gpt3_response") if conv.get(k)]
+            for who, t in turns:
+                text = _norm(_title.sub("", t.get("text", "")))
+                targets = [x for x in t.get("offense_targets", []) if x]
+                if t.get("offense_label") == "Offensive":
+                    if not targets:
+                        continue  # offensive but aimed at no one (e.g. swearing): not a safe 1 for us
+                    kind = "person" if all(x in _TOXICHAT_PERSON for x in targets) else "group"
+                    rows.append({"text": text, "label": 1, "tag": f"offensive_{kind}_{who}"})
+                elif t.get("offense_label") == "Safe":
+                    if _INSULT.search(text):
+                        continue  # e.g. "They're scum.", "Only morons think ...": not a safe 0 for us
+                    rows.append({"text": text, "label": 0, "tag": f"safe_{who}"})
+    return _finish(rows)
+
+
+# --- DiaSafety, "Offending User" (Sun et al. 2022) --------------------------------------------------
+
+DIASAFETY_PATHS = ["DiaSafety_dataset/train.json", "DiaSafety_dataset/val.json", "DiaSafety_dataset/test.json"]
+
+
+def _read_diasafety(git: GitFile) -> list[Row]:
+    """Only the "Offending User" category, and only the response (the turn that was judged):
+    Unsafe = the reply insults, mocks or belittles the person it answers."""
+    rows = []
+    for path in DIASAFETY_PATHS:
+        for r in json.loads(git.read_text(path)):
+            if r.get("category") != "Offending User":
+                continue
+            text = _norm(r.get("response", ""))
+            if r.get("label") == "Unsafe":
+                rows.append({"text": text, "label": 1, "tag": "offending_user"})
+            elif r.get("label") == "Safe":
+                if _INSULT.search(text):
+                    continue  # "safe" toward the user, but may insult someone else
+                rows.append({"text": text, "label": 0, "tag": "not_offending_user"})
+    return _finish(rows)
+
+
+# --- OpenAI moderation evaluation set (Markov et al. 2023) -----------------------------------------
+
+def _read_openai_moderation(git: GitFile) -> list[Row]:
+    rows = []
+    for line in gzip.decompress(git.read_bytes("data/samples-1680.jsonl.gz")).decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        text = _norm(r["prompt"])
+        hate = r.get("H") == 1 or r.get("H2") == 1
+        harass = r.get("HR") == 1
+        if hate or harass:
+            tag = "hate_harassment" if hate and harass else ("hate" if hate else "harassment")
+            rows.append({"text": text, "label": 1, "tag": tag})
+            continue
+        if r.get("H") != 0 or r.get("HR") != 0:
+            continue  # hate or harassment not annotated
+        if r.get("V") == 1 or r.get("S") == 1 or r.get("S3") == 1:
+            continue  # violent or sexual content without a hate/harassment flag: not a clean 0 for us
+        if _INSULT.search(text):
+            continue
+        rows.append({"text": text, "label": 0, "tag": "self_harm" if r.get("SH") == 1 else "none"})
+    return _finish(rows)
+
+
 SOURCES: list[Source] = [
     Source(
         id="stormfront",
@@ -300,5 +424,112 @@ SOURCES: list[Source] = [
                  "Dropped texts < 3 or > 2000 characters and exact duplicates (the same short user "
                  "utterance recurs across conversations; a duplicate with conflicting labels removes both)."),
         read=_read_convabuse,
+    ),
+    Source(
+        id="toxigen_seeds",
+        task="toxicity",
+        role="train",
+        repo="microsoft/TOXIGEN",
+        commit="01517e814639e0334c920a3c502036c8158aac87",
+        paths=TOXIGEN_PATHS,
+        licence="MIT",
+        licence_evidence=("LICENSE.txt at that commit: 'TOXIGEN / Copyright (c) Microsoft Corporation. / "
+                          "MIT License'; README.md: 'With release of the source codes and prompt seeds for "
+                          "this work ...'"),
+        citation=("Hartvigsen, Gabriel, Palangi, Sap, Ray, Kamar. ToxiGen: A Large-Scale Machine-Generated "
+                  "Dataset for Adversarial and Implicit Hate Speech Detection. ACL 2022. "
+                  "doi:10.18653/v1/2022.acl-long.234"),
+        labels=("The human-written seed statements (not the GPT-3 generations) from the prompt files: "
+                "statements in prompts/hate_<group>_1k.txt -> 1 (mostly implicit hate: demeaning "
+                "stereotypes, dehumanising claims, calls to exclude, about one of 16 target groups); "
+                "statements in prompts/neutral_<group>_1k.txt -> 0 (neutral or positive statements that "
+                "mention the same groups: hard negatives for identity terms). Tag: hate_<group> / "
+                "neutral_<group>."),
+        filters=("Each prompt line split into its statements (separator: a literal backslash-n and a "
+                 "leading '- ', or ' - ' after a sentence end); trailing backslashes and commas "
+                 "(copy-paste leftovers) stripped; the ~1,000 prompts per file recombine a few dozen "
+                 "statements, so exact "
+                 "duplicates are dropped (dedup_key; a statement that is in both a hate and a neutral "
+                 "file removes both). Dropped texts < 3 or > 2000 characters."),
+        read=_read_toxigen,
+    ),
+    Source(
+        id="toxichat",
+        task="toxicity",
+        role="train",
+        repo="abaheti95/ToxiChat",
+        commit="c1ffebd76596481b26aab35074816641b076f992",
+        paths=TOXICHAT_PATHS,
+        licence="CC-BY-SA-4.0",
+        licence_evidence=("LICENSE-CC-BY-SA.txt at that commit (added by the commit 'Adding CC-BY-SA "
+                          "license'): 'Attribution-ShareAlike 4.0 International' (CC BY-SA 4.0 legal code)"),
+        citation=("Baheti, Sap, Ritter, Riedl. Just Say No: Analyzing the Stance of Neural Dialogue "
+                  "Generation in Offensive Contexts. EMNLP 2021. arXiv:2108.11830"),
+        labels=("Not LMSYS ToxicChat: 2,000 Reddit threads (2-3 turns) plus a DialoGPT and a GPT-3 reply "
+                "to each, every utterance crowd-labelled Offensive/Safe (the annotation guidelines, paraphrased: "
+                "intentionally toxic, offensive or disrespectful towards an identity-based group or a specific "
+                "individual such as the comment author, a redditor or a celebrity), with the targets listed. "
+                "Offensive with "
+                "at least one target -> 1; Safe -> 0. Tag: offensive_person_<who> (every target a person: "
+                "individual/redditor, comment author, celebrity/personality), offensive_group_<who>, "
+                "safe_<who>; <who> = reddit or bot (chatbot reply)."),
+        filters=("Offensive utterances with no target dropped (offensive toward no one, e.g. swearing: "
+                 "untargeted profanity is 0 for us). Safe utterances that contain an insult or slur from "
+                 "_INSULT dropped (about 80: 'They're scum.', 'Only morons think ...'). Leading 'Title:' of a "
+                 "thread's first post removed. "
+                 "Stance labels unused; utterances used without their thread. Train/dev/test pooled. "
+                 "Mentions -> @user, links -> http. Dropped texts < 3 or > 2000 characters and exact "
+                 "duplicates (a duplicate with a conflicting label removes both). The repo's "
+                 "data/SBF copy of Social Bias Frames is NOT used (it contains tweets from Davidson et al.)."),
+        read=_read_toxichat,
+        max_rows=6000,
+    ),
+    Source(
+        id="diasafety_offending_user",
+        task="toxicity",
+        role="train",
+        repo="thu-coai/DiaSafety",
+        commit="5106a041b1c7e36f30e02a97c44897a7f2057278",
+        paths=DIASAFETY_PATHS,
+        licence="Apache-2.0",
+        licence_evidence=("LICENSE at that commit: 'Apache License / Version 2.0, January 2004'; README.md: "
+                          "'We have uploaded the our dataset in this repository.'"),
+        citation=("Sun, Xu, Deng, Cheng, Zheng, Zhou, Peng, Zhu, Huang. On the Safety of Conversational "
+                  "Models: Taxonomy, Dataset, and Benchmark. Findings of ACL 2022. "
+                  "doi:10.18653/v1/2022.findings-acl.308"),
+        labels=("Category 'Offending User' only: a (context, response) pair where the response is labelled "
+                "Unsafe when it insults, mocks or belittles the person it answers ('What an entitled child "
+                "you are.', 'here, have a tissue for those tears. poor baby.') -> 1; Safe -> 0. Text = the "
+                "response alone. Tags: offending_user / not_offending_user."),
+        filters=("The other categories (Risk Ignorance, Unauthorized Expertise, Toxicity Agreement, Biased "
+                 "Opinion) are dropped: their labels depend on the context (e.g. 'True dat' agreeing with a "
+                 "biased post), not on the response alone. Safe responses that contain an insult or slur from "
+                 "_INSULT are dropped (safe toward the user, may insult someone else). Caveat: some Unsafe "
+                 "labels are context-dependent too (a few are flirty or off-topic replies), so a little noise. "
+                 "Splits pooled. Mentions -> @user, links -> http. Dropped texts < 3 or > 2000 characters and "
+                 "exact duplicates."),
+        read=_read_diasafety,
+    ),
+    Source(
+        id="openai_moderation",
+        task="toxicity",
+        role="train",
+        repo="openai/moderation-api-release",
+        commit="f4ab51b5edd3bfbcb349a56324274235b674e0e4",
+        paths=["data/samples-1680.jsonl.gz"],
+        licence="MIT",
+        licence_evidence="LICENSE at that commit: 'MIT License / Copyright (c) 2022 OpenAI'",
+        citation=("Markov, Zhang, Agarwal, Eloundou, Lee, Adler, Jiang, Weng. A Holistic Approach to "
+                  "Undesired Content Detection in the Real World. AAAI 2023. arXiv:2208.03274"),
+        labels=("The paper's 1,680-sample evaluation set with binary flags per category. Hate (H: hate "
+                "based on a protected attribute, or H2: hate/threatening) or harassment (HR: 'content that "
+                "may be used to torment or annoy individuals') -> 1; H = 0 and HR = 0 -> 0. Tags: hate, "
+                "harassment, hate_harassment; self_harm (SH = 1, a 0: talk of self-harm is not toxic) or "
+                "none for 0."),
+        filters=("Dropped: rows whose H or HR flag is missing; 0-rows flagged violent (V) or sexual (S, S3), "
+                 "which are neither clean positives nor clean negatives for us; 0-rows with an insult or "
+                 "slur from _INSULT. Names are masked in the source ('<Person>', '<Organization>'); a few "
+                 "samples are not in English. Dropped texts < 3 or > 2000 characters and exact duplicates."),
+        read=_read_openai_moderation,
     ),
 ]
