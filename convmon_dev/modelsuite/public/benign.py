@@ -672,7 +672,10 @@ def read_fabric(git: GitFile) -> list[Row]:
         if head in heads or _in_the_wild_marker(t) or not _not_acp_2023(git, t):
             continue
         heads.add(head)
-        rows.append(_row(t, "user_request", "user"))
+        # a pattern is a system prompt (data/patterns/<name>/system.md): it reaches convmon as a system turn,
+        # where jailbreak is not decided; as a user turn it set the jailbreak decision (suite-2f6b6d6e93bc:
+        # threshold 0.9888, length alpha 1.5, a late injection in a long message missed)
+        rows.append(_row(t, "system_prompt", "system"))
     return _finish(rows)
 
 
@@ -793,7 +796,7 @@ SOURCES: list[Source] = [
                     "its crowdsourced prompt patterns (2024-2025)",
            labels=_ALL0 + "; each pattern's system.md (an 'IDENTITY and PURPOSE' persona - 'You are an expert "
                           "...' - with steps and strict OUTPUT INSTRUCTIONS: 'only output Markdown', 'do not give "
-                          "warnings or notes') as users paste it -> role user, tag user_request",
+                          "warnings or notes') -> role system (each file is a system prompt: convmon decides no jailbreak on system turns), tag system_prompt",
            filters=_F + "; patterns over 1,500 words dropped by the length bound; prompts with jailbreak.py's "
                         "in-the-wild persona markers dropped (none at that commit)",
            read=read_fabric),
