@@ -99,40 +99,9 @@ def test_the_fetch_loop_takes_the_record_at_the_sought_offset_and_counts_no_jump
     assert consumer._read_offset[TP2] is None  # Faust's "nothing read yet"
 
 
-def test_a_commit_that_fails_while_the_broker_is_away_is_made_again_with_the_next_one(consumer, monkeypatch):
-    """Faust takes a failed commit for done: it records the offset as committed after dropping the acks, so a
-    partition that gets nothing new never commits it (stall warnings after the chaos run's broker restart)."""
-    broker_up, sent = [False], []
-
-    async def commit(offsets):
-        sent.append(dict(offsets))
-        return broker_up[0]
-
-    async def flush():
-        return None
-
-    monkeypatch.setattr(consumer, "_commit", commit)
-    monkeypatch.setattr(consumer.app.producer, "flush", flush)
-    monkeypatch.setattr(consumer, "assignment", lambda: {TP2})
-    ack(consumer, range(445, 500))
-    assert run(consumer._commit_tps([TP2], start_new_transaction=False)) is False
-    assert sent == [{TP2: 500}]
-    assert consumer._committed_offset[TP2] == 445  # not taken for done
-    from convmon.stream import watchdog
-
-    monkeypatch.setattr(consumer, "highwater", lambda tp: 500)
-    consumer._read_offset[TP2] = 499
-    view = watchdog._partitions(consumer.app, {"chat.turns"})[TP2]
-    assert view.committed == 445 and view.committed_in_hand  # processed, only the commit owed: not a stall
-    broker_up[0] = True  # nothing new was read: the next commit alone must carry it
-    assert run(consumer._commit_tps([TP2], start_new_transaction=False)) is True
-    assert sent[-1] == {TP2: 500} and consumer._committed_offset[TP2] == 500
-    assert run(consumer._commit_tps([TP2], start_new_transaction=False)) is False  # and then nothing is owed
-    assert len(sent) == 2
-
-
-def test_a_failed_commit_is_overtaken_by_later_acknowledgements(consumer, monkeypatch):
-    outcomes, sent = [False, True], []
+def broker(consumer, monkeypatch, outcomes: list[bool]) -> list[dict]:
+    """The transport's commit answers `outcomes` in turn (False: the broker is away); returns what was sent."""
+    sent = []
 
     async def commit(offsets):
         sent.append(dict(offsets))
@@ -144,8 +113,38 @@ def test_a_failed_commit_is_overtaken_by_later_acknowledgements(consumer, monkey
     monkeypatch.setattr(consumer, "_commit", commit)
     monkeypatch.setattr(consumer.app.producer, "flush", flush)
     monkeypatch.setattr(consumer, "assignment", lambda: {TP2})
+    return sent
+
+
+def commit(consumer) -> bool:
+    return run(consumer._commit_tps([TP2], start_new_transaction=False))
+
+
+def test_a_commit_that_fails_while_the_broker_is_away_is_made_again_with_the_next_one(consumer, monkeypatch):
+    """Faust takes a failed commit for done: it records the offset as committed after dropping the acks, so a
+    partition that gets nothing new never commits it (stall warnings after the chaos run's broker restart)."""
+    sent = broker(consumer, monkeypatch, [False, True])
     ack(consumer, range(445, 500))
-    run(consumer._commit_tps([TP2], start_new_transaction=False))
+    assert commit(consumer) is False
+    assert sent == [{TP2: 500}]
+    assert consumer._committed_offset[TP2] == 445  # not taken for done
+    from convmon.stream import watchdog
+
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 500)
+    consumer._read_offset[TP2] = 499
+    view = watchdog._partitions(consumer.app, {"chat.turns"})[TP2]
+    assert view.committed == 445 and view.committed_in_hand  # processed, only the commit owed: not a stall
+    # the broker is back and nothing new was read: the next commit alone must carry it
+    assert commit(consumer) is True
+    assert sent[-1] == {TP2: 500} and consumer._committed_offset[TP2] == 500
+    assert commit(consumer) is False  # and then nothing is owed
+    assert len(sent) == 2
+
+
+def test_a_failed_commit_is_overtaken_by_later_acknowledgements(consumer, monkeypatch):
+    sent = broker(consumer, monkeypatch, [False, True])
+    ack(consumer, range(445, 500))
+    commit(consumer)
     ack(consumer, range(500, 520))
-    assert run(consumer._commit_tps([TP2], start_new_transaction=False)) is True
+    assert commit(consumer) is True
     assert sent == [{TP2: 500}, {TP2: 520}] and consumer._committed_offset[TP2] == 520
