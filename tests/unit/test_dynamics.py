@@ -289,11 +289,11 @@ def test_tuning_set_regression():
     turns = read_jsonl(conv / "sample.jsonl")
     labels = {d["conversation_id"]: d for d in read_jsonl(conv / "sample_shifts.jsonl")}
     r = evaluate(score_turns(turns, conv.parents[2] / "models"), labels, ShiftDetector())
-    # Measured with suite-32ea2fa5cbb7: 6 of 9 shifts found, 6 of 13 detections right, 5 of 36 calm
+    # Measured with suite-2f6b6d6e93bc: 8 of 9 shifts found, 8 of 11 detections right, 3 of 36 calm
     # conversations alarmed. The floors leave room for one detection more or less (CPUs differ: issue 18).
-    assert r["recall"] >= 5 / 9
-    assert r["precision"] >= 5 / 14
-    assert r["no_shift_conversations_alarmed"] <= 6
+    assert r["recall"] >= 7 / 9
+    assert r["precision"] >= 7 / 12
+    assert r["no_shift_conversations_alarmed"] <= 4
 
 
 

@@ -103,20 +103,22 @@ CLIMATE_WORDS = re.compile(r"climat|warming|carbon|emission|greenhouse|fossil|co
 
 
 def test_off_topic_texts_the_policy_head_scores_high_never_become_policy_hits(suite):
-    """Real assistant replies about anything but climate (held-out benign sources): the policy head alone scores
-    some of them as high as contrarian claims (rocket physics, economics and batteries scored 0.998+ in issue 18),
-    but none of their pieces passes the topic gate, so no threshold can make them hits; the policy's own topic
-    still passes."""
+    """Real assistant replies about anything but climate (held-out benign sources) that the policy head alone
+    scores high (in issue 18 rocket physics, economics and batteries scored 0.998+): none of the pieces the gate
+    takes for off-topic decides, so no threshold can make them hits; the policy's own topic still passes."""
     from convmon_dev.modelsuite.datasets import benign_rows
 
     texts = [r["text"] for r in benign_rows(MODELS, ("eval",))
              if r["source"] in ("benign_vicuna_bench_answers", "benign_llmfao_answers")
              and not CLIMATE_WORDS.search(r["text"])]
     scored = suite.model.score(texts, ["assistant"] * len(texts))
-    high = [t.decisions["climate_science"] for t in scored if t.decisions["climate_science"].score >= 0.9]
+    high = [t.decisions["climate_science"] for t in scored if t.decisions["climate_science"].score >= 0.5]
     off = [d for d in high if not d.on_topic]
-    # measured with suite-32ea2fa5cbb7: 20 such replies, 6 gated out (an SVG file, a philosophy answer, a concert
-    # review...); the other 14 have a piece the gate takes for climate (Mars temperatures, the Black Death)
+    # Measured with suite-2f6b6d6e93bc: 25 such replies score >= 0.5, 6 of them gated out (a JSON list of planets,
+    # CRISPR, the Muenchhausen trilemma, the Beatles); the other 19 have a piece the gate takes for climate (Mars,
+    # the Black Death, snowflakes). This head scores off-topic text far lower than suite-32ea2fa5cbb7's (20 of these
+    # replies >= 0.9 there, none gated out >= 0.8 here), so the floor is 0.5: the gate's own guarantee, an off-topic
+    # piece never decides whatever its score, is tested with a saturated score in test_decisions.py.
     assert len(off) >= 3, "no off-topic text the policy head scores high is gated out: the test needs other texts"
     assert all(d.decided == 0.0 and not d.hit for d in off), "an off-topic piece decided a policy"
     contrarian = "Global warming is a hoax; the climate has always changed and CO2 is harmless plant food."
