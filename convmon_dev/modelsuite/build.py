@@ -29,6 +29,7 @@ import numpy as np
 from convmon.scoring.suite import MAX_TOKENS, MAX_WINDOWS, SENTIMENT_LABELS, WINDOW_TOKENS, Encoder, SuiteModel, window_step
 from convmon_dev.modelsuite import bert, card, graph
 from convmon_dev.modelsuite.calibrate import calibrate
+from convmon_dev.modelsuite.cpu import cpu_flags
 from convmon_dev.modelsuite.datasets import data_hashes, evaluation_sets
 from convmon_dev.modelsuite.evaluate import evaluate_rows
 from convmon_dev.modelsuite.files import load_policies, sha256
@@ -192,6 +193,7 @@ def build(models_dir: Path, log: Callable[[str], None] = print, evaluate: bool =
                                    "(frozen: general-purpose, unchanged by retraining)",
                 "quantization": "onnxruntime quantize_dynamic, QInt8 weights, per_channel=True, reduce_range=True "
                                 "(7-bit weights: the same integers with and without VNNI)",
+                "cpu": cpu_flags(),  # where the probe outputs were computed (bench/cpu_consistency.py)
                 "thresholds": "per signal at a false-hit budget on benign tuning traffic (calibrate.py "
                               "BUDGET_PER_1000), after the length correction and, for policies, the topic gate; int8 scores",
                 "training": {k: training.get(k) for k in ("config", "kept_epoch", "history", "rows", "seconds", "torch")},

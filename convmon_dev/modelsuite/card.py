@@ -88,6 +88,15 @@ def _false_pages(fp: dict | None) -> list[str]:
     return lines + [""]
 
 
+def _cpu(b: dict) -> list[str]:
+    cpu = b.get("cpu")
+    if not cpu:
+        return []
+    vnni = "with VNNI" if cpu.get("avx512_vnni") or cpu.get("avx_vnni") else "without VNNI"
+    return [f"Quantization: {b['quantization']}. Built and probed on {cpu.get('model') or 'an unnamed CPU'} ({vnni}); "
+            "`bench/cpu_consistency.py` compares a suite's probe outputs on another CPU with the ones recorded here.", ""]
+
+
 def render(m: dict, false_pages: dict | None = None) -> str:
     s, ev, agree, b = m["suite"], m["metrics"]["eval"], m["int8_vs_fp32"], m["build"]
     tr = b["training"]
@@ -170,6 +179,7 @@ def render(m: dict, false_pages: dict | None = None) -> str:
         f"min {agree['embedding_cosine_min']:.4f}. Score differences (mean / max absolute): "
         + ", ".join(f"{k} {v['mean_abs']:.3f} / {v['max_abs']:.3f}" for k, v in agree["head_score_diff"].items()) + ".",
         "",
+        *_cpu(b),
         "## Limits — read before relying on a score",
         "- English only. Public sources differ in what they call toxic, negative or an attack; the mappings are in "
         "the data card, and errors concentrate where definitions differ (e.g. abuse aimed at a bot vs group hate).",
