@@ -1,6 +1,6 @@
 """Do committed suites score the same on this CPU as on the machine that built them?
 
-    .venv/bin/python bench/cpu_consistency.py [--commits abefde7 3796713 HEAD] [--out bench/cpu-consistency.json]
+    .venv/bin/python bench/cpu_consistency.py [--commits abefde7 3796713 77b766e HEAD] [--out bench/cpu-consistency.json]
 
 Each build records the suite's outputs on a fixed probe set in its manifest (`probe`, computed on the build
 machine). For each commit, this checks that commit out into a temporary worktree and scores the probe set
@@ -49,9 +49,9 @@ print(json.dumps(out))
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--commits", nargs="+", default=["abefde7", "3796713", "HEAD"],
-                    help="commits whose models/ to check (default: the last full-range suite, the first 7-bit "
-                         "suite, and the shipped one)")
+    ap.add_argument("--commits", nargs="+", default=["abefde7", "3796713", "77b766e", "HEAD"],
+                    help="commits whose models/ to check (default: the last full-range suite, the 7-bit "
+                         "suites since, and the shipped one)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "cpu-consistency.json")
     args = ap.parse_args()
     cpu = cpu_flags()
