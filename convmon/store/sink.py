@@ -19,6 +19,7 @@ from ..config import Settings
 from .clickhouse import close, connect
 from .migrate import migrate
 from .alerts import AlertStore
+from .replays import ReplayGuard
 from .tables import ROW_TYPES, RowStore
 from .turns import TurnStore
 
@@ -33,6 +34,7 @@ class StoreSink:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="convmon-store")
         self._client: Optional[Client] = None
         self._stores: Optional[dict] = None
+        self._replays = ReplayGuard()  # which partitions' turns may be stored already (outlives reconnects)
         self.failures = 0  # consecutive failed attempts, visible to metrics
         self.rows_written = 0
 
@@ -51,7 +53,7 @@ class StoreSink:
             migrate(client)
             self._client = client
             self._stores = {
-                "turns": TurnStore(client, self._insert_batch_rows),
+                "turns": TurnStore(client, self._insert_batch_rows, self._replays),
                 "alerts": AlertStore(client),
                 **{t: RowStore(client, row_type) for t, row_type in ROW_TYPES.items()},
             }

@@ -1,15 +1,19 @@
-"""The `turns` sink: batched, idempotent inserts of scored turns."""
+"""The `turns` sink: batched, idempotent inserts of scored turns.
+
+Idempotent twice over: a retried identical batch is dropped by ClickHouse (`insert_deduplication_token`), and
+turns Kafka delivered again in other batches are looked up and left out (store/replays.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Sequence
+from typing import Optional, Sequence
 
 from clickhouse_connect.driver.client import Client
 
 from ..scoring.fields import declared
 from ..scoring.pipeline import ScoredTurn
+from .replays import ReplayGuard
 
 TURN_COLUMNS = (
     "event_id", "conversation_id", "turn_index", "role", "ts", "app",
@@ -41,15 +45,37 @@ def dedup_token(rows: Sequence[ScoredTurn]) -> str:
 
 
 class TurnStore:
-    """Writes batches of scored turns; a retried identical batch is dropped by ClickHouse."""
+    """Writes batches of scored turns, each turn once (see the module docstring); returns how many it gave
+    ClickHouse. `guard` is shared by the stores of one worker process, across reconnects."""
 
     table = "turns"
 
-    def __init__(self, client: Client, max_rows: int = 10000):
+    def __init__(self, client: Client, max_rows: int = 10000, guard: Optional[ReplayGuard] = None):
         self.client = client
         self.max_rows = max_rows
+        self.guard = guard if guard is not None else ReplayGuard()
+
+    def already_stored(self, rows: Sequence[ScoredTurn]) -> set[str]:
+        """The event ids of `rows` the table holds, looked up by its sorting key (app, model, version, event_id)."""
+        found: set[str] = set()
+        keys = sorted({(s.turn.app, s.turn.model.name, s.turn.model.version, s.turn.event_id) for s in rows})
+        for i in range(0, len(keys), 1000):
+            found.update(r[0] for r in self.client.query(
+                f"SELECT DISTINCT toString(event_id) FROM {self.table} "
+                "WHERE (app, model_name, model_version, event_id) IN %(keys)s",
+                parameters={"keys": keys[i : i + 1000]},
+            ).result_rows)
+        return found
 
     def write(self, rows: Sequence[ScoredTurn]) -> int:
+        suspects = self.guard.to_check(rows)
+        copies = self.already_stored(suspects) if suspects else set()
+        new = [s for s in rows if s.turn.event_id not in copies] if copies else list(rows)
+        self._insert(new)
+        self.guard.stored(rows, copies)
+        return len(new)
+
+    def _insert(self, rows: Sequence[ScoredTurn]) -> None:
         for i in range(0, len(rows), self.max_rows):
             chunk = rows[i : i + self.max_rows]
             self.client.insert(
@@ -58,4 +84,3 @@ class TurnStore:
                 column_names=COLUMNS,
                 settings={"insert_deduplication_token": dedup_token(chunk)},
             )
-        return len(rows)

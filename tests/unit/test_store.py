@@ -68,7 +68,45 @@ def test_redelivered_turns_are_counted_once(client):
     store.write(rows)  # identical retry: dropped by the insert deduplication token
     store.write(rows[100:200])  # a different batch with re-delivered turns (a restart)
     assert count(client) == 300
+    assert count(client, final=False) == 300  # not only after a merge: no copy is written at all
     assert client.query("SELECT uniqExact(event_id) FROM turns").result_rows[0][0] == 300
+
+
+def from_kafka(rows, partition=0, first_offset=0):
+    for i, s in enumerate(rows):
+        s.partition, s.offset = partition, first_offset + i
+    return rows
+
+
+def test_turns_stored_before_a_kill_but_not_committed_are_not_stored_again_after_the_restart(client):
+    migrate(client)
+    rows = from_kafka(scored(300))
+    worker = TurnStore(client)  # stores 0..199; its offsets were committed up to 100 when it was killed
+    worker.write(rows[:100]), worker.write(rows[100:200])
+    restarted = TurnStore(client)  # a new process reads again from 100, in other batch boundaries
+    assert [restarted.write(rows[100:150]), restarted.write(rows[150:250]), restarted.write(rows[250:])] == [0, 50, 50]
+    assert count(client, final=False) == 300  # raw rows: nothing waits for a merge to be collapsed
+
+
+def test_a_seek_back_over_stored_offsets_stores_only_the_turns_it_skipped(client):
+    migrate(client)
+    rows = from_kafka(scored(200), partition=3)
+    store = TurnStore(client)
+    store.write(rows[:100]), store.write(rows[150:])  # the consumer skipped 100..149 and read on
+    assert store.write(rows[100:]) == 50  # the seek back reads the hole and the turns after it again
+    assert count(client, final=False) == 200
+
+
+def test_the_store_looks_turns_up_only_where_they_may_have_been_read_again(client):
+    migrate(client)
+    a, b = from_kafka(scored(200), partition=0), from_kafka(scored(200), partition=1)
+    guard = TurnStore(client).guard
+    assert len(guard.to_check(a[:50] + b[:50])) == 100  # first sight of both partitions in this process
+    guard.stored(a[:50] + b[:50], copies={s.turn.event_id for s in a[:50]})  # partition 0 resumed over stored turns
+    assert guard.to_check(a[50:100] + b[50:100]) == a[50:100]  # still resuming on 0; 1 held a new turn: in order
+    guard.stored(a[50:100] + b[50:100], copies=set())
+    assert guard.to_check(a[100:150] + b[100:150]) == []  # both in order, past everything stored
+    assert guard.to_check(b[20:60]) == b[20:60]  # a rewind on 1
 
 
 def test_raw_text_only_on_opt_in(client):
