@@ -60,6 +60,10 @@ class RateKeyState:
 
 class RateMonitor:
     def __init__(self, delta: float = 0.002, min_turns: int = 100):
+        # river's detectors pull in scipy and scikit-learn (about 1 s of CPU): load them with the worker,
+        # not in the first batch of turns, where they held up scoring on a 2-core machine
+        from river import drift  # noqa: F401
+
         self.delta = delta
         self.min_turns = min_turns
         self.tracks: dict[tuple, dict[str, _Track]] = {}
