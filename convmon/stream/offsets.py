@@ -153,9 +153,11 @@ class StallWatch:
     Plain code: the caller passes a PartitionView (or a tuple of its fields) per partition and performs
     the actions returned."""
 
-    def __init__(self, after_s: float, max_rejoins_per_hour: int = 4):
+    def __init__(self, after_s: float, max_rejoins_per_hour: int = 4, max_settle_s: Optional[float] = None):
         self.after_s = after_s
         self.max_rejoins_per_hour = max_rejoins_per_hour
+        self.max_settle_s = 4 * after_s if max_settle_s is None else max_settle_s
+        self._settling_since: Optional[float] = None
         self._since: dict[Hashable, tuple[tuple, float]] = {}  # tp → (progress, when it last moved or a step ran)
         self.steps: dict[Hashable, int] = {}  # tp → steps taken in the current stall
         self.rejoins: list[float] = []  # when the recent rejoins were asked for (any partition)
@@ -186,6 +188,22 @@ class StallWatch:
 
     def _stuck(self, v: PartitionView) -> bool:
         return self._owed(v) or (not v.busy and v.position < v.highwater and not self._done(v))
+
+    def skip(self, settling: bool, now: float) -> bool:
+        """Whether to skip this check because the group is settling: rebalancing, or a commit waiting for an
+        unreachable broker. Nothing can move until that ends and neither a re-read nor a rejoin would help, so
+        every partition's clock restarts and a stall counts only from when the group can make progress again (the
+        chaos run logged 8 stall warnings 15 s into a rebalance and a broker restart, all cured by their end).
+        Honoured for at most `max_settle_s` in a row: a rebalance that never ends is watched as usual."""
+        if not settling:
+            self._settling_since = None
+            return False
+        if self._settling_since is None:
+            self._settling_since = now
+        if now - self._settling_since >= self.max_settle_s:
+            return False
+        self._since = {tp: (progress, now) for tp, (progress, _) in self._since.items()}
+        return True
 
     def check(self, partitions: dict[Hashable, PartitionView | tuple], now: float) -> list[StallAction]:
         out = []

@@ -61,6 +61,17 @@ def _partitions(app: faust.App, topics: set[str]) -> dict:
     return out
 
 
+def _rebalancing(app: faust.App) -> bool:
+    """Faust: `app.rebalancing`, set from a revocation to the end of recovery."""
+    return bool(app.rebalancing)
+
+
+def _commit_in_flight(app: faust.App):
+    """Faust: the future of the commit in flight (`consumer._commit_fut`), None between commits; a commit waits
+    as long as the broker is unreachable."""
+    return getattr(app.consumer, "_commit_fut", None)
+
+
 async def _rejoin(app: faust.App) -> None:
     """Ask the group coordinator for a rebalance (aiokafka, on Faust's consumer thread)."""
     thread = app.consumer._thread
@@ -73,6 +84,7 @@ def register(app: faust.App) -> None:
     watch = StallWatch(cfg.stall_after_s)
     topics = {t.get_topic_name() for t in (app.convmon.topics.turns, app.convmon.topics.alerts, app.convmon.topics.signals)}  # the ones consumed
     episodes: dict = {}  # tp → when its escalated stall began (names the episode's alerts)
+    last_commit: list = [None]  # the commit in flight at the previous tick
 
     async def alert(a, status: str) -> None:
         committed = app.consumer._committed_offset.get(a.tp)
@@ -90,6 +102,11 @@ def register(app: faust.App) -> None:
 
     @app.timer(min(5.0, cfg.stall_after_s / 4))
     async def watch_partitions():
+        commit = _commit_in_flight(app)
+        hanging = commit is not None and commit is last_commit[0]  # the same commit as one tick ago: waiting
+        last_commit[0] = commit
+        if watch.skip(_rebalancing(app) or hanging, time.monotonic()):
+            return
         try:
             parts = _partitions(app, topics)
         except Exception:  # noqa: BLE001 - not started yet / rebalancing: look again next tick

@@ -227,3 +227,26 @@ def test_the_chaos_run_recognises_every_line_the_watchdog_logs():
     assert ev == {"stalls": ["t.turns/1 at 4016 of 4016, committed 4000, no progress for 15s"],
                   "rejoins": ["t.turns/1 still stalled at 4016 of 4017 after a re-read"],
                   "escalations": ["t.alerts/0 at 5 of 9 for 75s"]}
+
+
+def test_no_stall_is_counted_while_the_group_rebalances_or_a_commit_waits_for_the_broker():
+    """The chaos run: stall warnings 15 s into a rebalance and into a broker restart, both of which the group
+    cures by itself. While the group settles, the clocks restart; a real stall afterwards is still found."""
+    from convmon.stream.offsets import StallWatch
+
+    w = StallWatch(after_s=15)
+    assert not w.skip(False, now=0) and w.check({"turns/1": (6444, 6445, False)}, now=0) == []
+    assert all(w.skip(True, now=t) for t in range(5, 40, 5))  # rebalancing (or a commit hanging) for 35 s
+    assert not w.skip(False, now=40) and w.check({"turns/1": (6444, 6445, False)}, now=40) == []  # not 40 s stalled
+    assert [a.kind for a in w.check({"turns/1": (6444, 6445, False)}, now=56)] == ["seek"]  # stuck after it
+
+
+def test_a_group_that_never_stops_settling_is_watched_as_usual():
+    from convmon.stream.offsets import StallWatch
+
+    w = StallWatch(after_s=15)  # settling is honoured for at most 4 x 15 s in a row
+    w.check({"turns/1": (10, 20, False)}, now=0)
+    assert all(w.skip(True, now=t) for t in range(0, 60, 5))
+    assert not w.skip(True, now=60)
+    assert w.check({"turns/1": (10, 20, False)}, now=60) == []
+    assert not w.skip(True, now=76) and [a.kind for a in w.check({"turns/1": (10, 20, False)}, now=76)] == ["seek"]
