@@ -8,11 +8,14 @@ merge (or under FINAL), so raw counts and reads without FINAL saw them twice.
 
 Checking every batch against the store would cost a lookup per batch, so `ReplayGuard` says which rows need
 the check:
-- a partition's rows the first time this process stores that partition: the records a killed worker stored
-  but did not commit are a run of offsets that starts where reading resumes (a batch is stored in offset
-  order), so the check stops at the first batch that holds a turn the store does not have;
-- a partition's rows at or below the highest offset this process has stored for it (a seek back, a
-  partition that came back after a rebalance): checked until the offsets pass that mark.
+- a partition's rows where reading resumes: the first time this process stores that partition, or when its
+  offsets jump past the next one expected (the partition was with another worker meanwhile, which may have
+  stored turns into the same ClickHouse server without committing them). The records a killed or departed
+  worker stored but did not commit are a run of offsets that starts where reading resumes (a batch is stored
+  in offset order), so the check stops at the first batch that holds a turn the store does not have. A jump
+  can also be records that were not turns (dead letters): one lookup more;
+- a partition's rows at or below the highest offset this process has stored for it (a seek back over a
+  hole, where stored turns follow unstored ones): checked until the offsets pass that mark.
 The check itself (`TurnStore.already_stored`) looks the turns up by the table's sorting key.
 
 Rows read outside Kafka (offline scoring) all carry partition 0, offset 0: they are always checked.
@@ -44,10 +47,10 @@ class ReplayGuard:
         """The rows that may be copies of stored ones."""
         out = []
         for p, rs in _by_partition(rows).items():
-            high = self._high.get(p)
-            if high is None:  # first sight of the partition in this process
+            high, low = self._high.get(p), min(s.offset for s in rs)
+            if high is None or low > high + 1:  # first sight in this process, or back from elsewhere
                 self._resuming.add(p)
-            if p in self._resuming or min(s.offset for s in rs) <= high:
+            if p in self._resuming or low <= high:
                 out.extend(rs)
         return out
 

@@ -97,6 +97,16 @@ def test_a_seek_back_over_stored_offsets_stores_only_the_turns_it_skipped(client
     assert count(client, final=False) == 200
 
 
+def test_a_partition_back_from_another_worker_of_the_same_store_is_not_stored_twice(client):
+    migrate(client)
+    rows = from_kafka(scored(250), partition=2)
+    a, b = TurnStore(client), TurnStore(client)  # two workers writing to one ClickHouse server
+    a.write(rows[:100])  # a owns partition 2 and commits up to 100; the group rebalances
+    b.write(rows[100:200])  # b stores 100..199, commits up to 150 and dies
+    assert a.write(rows[150:]) == 50  # the partition is back on a: 150..199 are b's, only 200.. are new
+    assert count(client, final=False) == 250
+
+
 def test_the_store_looks_turns_up_only_where_they_may_have_been_read_again(client):
     migrate(client)
     a, b = from_kafka(scored(200), partition=0), from_kafka(scored(200), partition=1)
@@ -107,6 +117,7 @@ def test_the_store_looks_turns_up_only_where_they_may_have_been_read_again(clien
     guard.stored(a[50:100] + b[50:100], copies=set())
     assert guard.to_check(a[100:150] + b[100:150]) == []  # both in order, past everything stored
     assert guard.to_check(b[20:60]) == b[20:60]  # a rewind on 1
+    assert guard.to_check(a[180:200]) == a[180:200]  # a jump forward on 0: resumed after a time elsewhere
 
 
 def test_raw_text_only_on_opt_in(client):
