@@ -61,11 +61,6 @@ def _partitions(app: faust.App, topics: set[str]) -> dict:
     return out
 
 
-def _rebalancing(app: faust.App) -> bool:
-    """Faust: `app.rebalancing`, set from a revocation to the end of recovery."""
-    return bool(app.rebalancing)
-
-
 def _commit_in_flight(app: faust.App):
     """Faust: the future of the commit in flight (`consumer._commit_fut`), None between commits; a commit waits
     as long as the broker is unreachable."""
@@ -105,7 +100,8 @@ def register(app: faust.App) -> None:
         commit = _commit_in_flight(app)
         hanging = commit is not None and commit is last_commit[0]  # the same commit as one tick ago: waiting
         last_commit[0] = commit
-        if watch.skip(_rebalancing(app) or hanging, time.monotonic()):
+        # Faust's `app.rebalancing` is set from a revocation to the end of recovery
+        if watch.skip(bool(app.rebalancing) or hanging, time.monotonic()):
             return
         try:
             parts = _partitions(app, topics)
