@@ -49,6 +49,14 @@ def _locked_by_other_process(path: Path) -> bool:
     return False
 
 
+def _store_locked(path: Path) -> StoreLocked:
+    return StoreLocked(
+        f"the embedded ClickHouse at {path} is in use by another process (normally a running "
+        "`convmon worker`, which owns it: chdb allows one process per path). Stop the worker and retry, "
+        "or point CONVMON_CLICKHOUSE_URL at a ClickHouse server so that several processes can share it."
+    )
+
+
 def connect(cfg: ClickHouseSettings, create_database: bool = True) -> Client:
     """Open a client on cfg.url with cfg.database selected (created when missing)."""
     if not _DB_NAME.match(cfg.database):
@@ -57,15 +65,13 @@ def connect(cfg: ClickHouseSettings, create_database: bool = True) -> Client:
         path = _chdb_path(cfg.url)
         path.mkdir(parents=True, exist_ok=True)
         if path not in _OPENED_HERE and _locked_by_other_process(path):
-            raise StoreLocked(
-                f"the embedded ClickHouse at {path} is in use by another process (normally a running "
-                "`convmon worker`, which owns it: chdb allows one process per path). Stop the worker and retry, "
-                "or point CONVMON_CLICKHOUSE_URL at a ClickHouse server so that several processes can share it."
-            )
+            raise _store_locked(path)
         try:
             client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
             _OPENED_HERE.add(path)
         except Exception as e:
+            if _locked_by_other_process(path):  # another process took it between the check and the open
+                raise _store_locked(path) from e
             raise StoreError(f"cannot open embedded ClickHouse at {path}: {_first_line(e)}") from e
         if create_database:
             client.command(f"CREATE DATABASE IF NOT EXISTS {cfg.database}")

@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from convmon.produce import TurnPublisher
+from convmon.store.clickhouse import _locked_by_other_process
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +121,10 @@ def test_turns_from_two_clients_arrive_once_and_bad_records_reach_the_dlq(e2e):
     e2e.env["CONVMON_WORKER__MAX_RECORD_BYTES"] = "200000"
     worker = e2e.worker()
     wait_for_topic(e2e, e2e.topics["scores"])
-    time.sleep(2)  # the worker opens its embedded store as its agent starts
+    # The worker opens its embedded store as its agent starts; wait until it holds the store's lock.
+    deadline = time.monotonic() + 60
+    while not _locked_by_other_process(e2e.tmp / "var" / "clickhouse") and time.monotonic() < deadline:
+        time.sleep(0.2)
     busy = e2e.convmon("db", "query", "SELECT 1")
     assert busy.returncode != 0 and "in use by another process" in busy.stderr
 

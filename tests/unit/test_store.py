@@ -159,6 +159,36 @@ def test_server_url_errors_are_clear(settings):
         connect(settings.clickhouse)
 
 
+def test_an_embedded_store_held_by_another_process_gets_a_clear_error(settings, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from convmon.store import clickhouse
+
+    path = tmp_path / "held"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, clickhouse_connect; c = clickhouse_connect.get_client(dsn=sys.argv[1]); "
+         "c.command('SELECT 1'); print('open', flush=True); sys.stdin.read()", f"chdb://{path}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        settings.clickhouse.url = f"chdb://{path}"
+        with pytest.raises(clickhouse.StoreLocked, match="in use by another process"):
+            connect(settings.clickhouse)
+        # The other process may take the lock between our check and our open (a worker starting
+        # as a CLI command runs): that loser gets the same message, not chdb's raw error.
+        real, checks = clickhouse._locked_by_other_process, []
+        monkeypatch.setattr(clickhouse, "_locked_by_other_process",
+                            lambda p: real(p) if checks.append(p) or len(checks) > 1 else False)
+        with pytest.raises(clickhouse.StoreLocked, match="in use by another process"):
+            connect(settings.clickhouse)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
 def test_a_turn_resent_with_a_different_ts_is_stored_once(client):
     """Security review finding 10: the sort key held toStartOfHour(ts) (and the partition the month of ts),
     so a retry whose ts crossed an hour was stored twice. Deduplication is on the turn's identity."""
