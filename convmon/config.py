@@ -79,7 +79,9 @@ class WorkerSettings(_MaskedRepr, BaseModel):
                                     "(its state stays in ClickHouse and is restored if it comes back)")
     window_idle_flush_s: float = Field(120, gt=0, description="a model version with no turns for this long (wall "
                                        "clock) has its open minute windows written")
-    scoring_threads: int = Field(1, ge=1, description="threads for CPU-heavy scoring, off the event loop")
+    scoring_threads: int = Field(1, ge=1, description="threads for CPU-heavy scoring, off the event loop (the "
+                                 "encoder's threads; with scoring.child_process the worker adds one thread that "
+                                 "prepares the next batch while the child encodes)")
     stall_after_s: float = Field(60, gt=0, description="a partition with records waiting, none in processing, "
                                  "whose position has not moved for this long is stalled: logged, counted, "
                                  "re-read from its committed offset, then the consumer rejoins its group")

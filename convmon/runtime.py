@@ -33,6 +33,12 @@ class Runtime:
     metrics: Metrics
 
 
+def scoring_executor_threads(settings: Settings) -> int:
+    """With the encoder in a child process, one more thread than the encoder has: it prepares the next batch and
+    finishes the last one while the child encodes (agents/turns.py keeps up to three batches in flight)."""
+    return settings.worker.scoring_threads + (1 if settings.scoring.models and settings.scoring.child_process else 0)
+
+
 def build_runtime(settings: Settings, sink: Optional[StoreSink] = None) -> Runtime:
     scorers = build_scorers(settings)
     pipeline = ScoringPipeline(scorers)
@@ -49,5 +55,5 @@ def build_runtime(settings: Settings, sink: Optional[StoreSink] = None) -> Runti
         settings=settings,
         processor=processor,
         sink=sink if sink is not None else StoreSink.from_settings(settings),
-        score_executor=ThreadPoolExecutor(settings.worker.scoring_threads, thread_name_prefix="convmon-score"),
+        score_executor=ThreadPoolExecutor(scoring_executor_threads(settings), thread_name_prefix="convmon-score"),
     )

@@ -10,8 +10,9 @@ scored when it comes round. State expires after `dynamics.ttl_s` of inactivity.
 Offsets: each event's message is pinned (incref) while its batch is in flight and
 released only after the batch is stored and its messages are acknowledged by Kafka. If the
 worker stops or dies mid-batch, the pin keeps Faust from committing past it, the records are
-read again on restart, and ClickHouse deduplicates on event_id. A batch is stored and published
-while the next one is being scored.
+read again on restart, and ClickHouse deduplicates on event_id. Up to three batches are in flight: one
+stored and published, one in the encoder, the next prepared beside it; they are tracked, stored and
+published in the order they were read.
 """
 
 from __future__ import annotations
@@ -32,6 +33,19 @@ from ..stream.runner import micro_batches, off_loop, raw_records, send_all, stor
 from ..stream.topics import CONVERSATIONS_TABLE
 
 log = logging.getLogger(__name__)
+
+BATCHES_IN_FLIGHT = 3
+
+
+def timed(fn):
+    """fn, returning (its result, the seconds it took on the thread that ran it)."""
+
+    def run(*args):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        return out, time.perf_counter() - t0
+
+    return run
 
 
 def register(app: faust.App) -> None:
@@ -93,32 +107,56 @@ def register(app: faust.App) -> None:
             for ev in events:
                 await stream.ack(ev)
 
-        previous: asyncio.Future | None = None
-        try:
-            async for events in micro_batches(app, stream, cfg.batch_size, cfg.batch_within_s, rt.metrics):
-                for ev in events:
-                    ev.message.incref()  # pinned until finish() has stored and published the batch
-                records = raw_records(events)
-                t0 = time.perf_counter()
-                result = await off_loop(rt.score_executor, rt.metrics, "validate_and_score", rt.processor.process,
-                                        records)
-                rt.metrics.observe_batch(len(records), result, time.perf_counter() - t0)
+        async def complete(events, scoring, tracked_before, tracked_now, finished_before) -> None:
+            """One batch after its scoring: tracked, then stored and published, both in batch order."""
+            try:
+                result, seconds = await scoring
+                rt.metrics.observe_batch(len(events), result, seconds)
                 if result.dead:
                     log.warning("dead-lettered %d records to %s: %s", len(result.dead),
                                 app.convmon.topics.dlq.get_topic_name(), dict(Counter(d.reason for d in result.dead)))
+                if tracked_before is not None:
+                    await tracked_before  # conversations see their turns in order
                 tracked = track(events, result)
-                if previous is not None:
-                    await previous  # batches are stored and published in order
-                previous = asyncio.ensure_future(finish(events, result, tracked))
+                tracked_now.set_result(None)
+                if finished_before is not None:
+                    await finished_before  # batches are stored and published in order
+                await finish(events, result, tracked)
+            except BaseException as e:
+                if not tracked_now.done():
+                    tracked_now.set_exception(e)
+                    tracked_now.exception()  # retrieved: the batch's own task reports it
+                raise
+            finally:
+                slots.release()
+
+        # Batches in flight: one being stored and published, one waiting for the encoder's result, one being
+        # prepared (decoded, PII-scanned) in the other scoring thread, so that the encoder's child process
+        # never waits for the worker between two batches (agents/turns.py docstring, README "Performance").
+        slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+        tracked: asyncio.Future | None = None
+        previous: asyncio.Future | None = None
+        try:
+            async for events in micro_batches(app, stream, cfg.batch_size, cfg.batch_within_s, rt.metrics):
+                if previous is not None and previous.done() and not previous.cancelled() and previous.exception():
+                    raise previous.exception()  # a batch could not be finished: stop, as with one batch in flight
+                for ev in events:
+                    ev.message.incref()  # pinned until finish() has stored and published the batch
+                await slots.acquire()
+                scoring = asyncio.ensure_future(off_loop(rt.score_executor, rt.metrics, "validate_and_score",
+                                                         timed(rt.processor.process), raw_records(events)))
+                tracked_now = asyncio.get_running_loop().create_future()
+                previous = asyncio.ensure_future(complete(events, scoring, tracked, tracked_now, previous))
+                tracked = tracked_now
                 yield len(events)
         finally:
             if previous is not None and not previous.done():
-                # Let the last batch finish on shutdown, within bounds: if it cannot (ClickHouse down), its
-                # offsets stay uncommitted and it is read again on restart.
+                # Let the last batches finish on shutdown, within bounds: if they cannot (ClickHouse down), their
+                # offsets stay uncommitted and they are read again on restart.
                 try:
                     await asyncio.wait_for(asyncio.shield(previous), cfg.shutdown_timeout_s)
                 except (asyncio.TimeoutError, Exception):  # noqa: BLE001
-                    log.warning("stopping with one batch not stored: it will be re-read on restart")
+                    log.warning("stopping with batches not stored: they will be re-read on restart")
 
     @app.timer(settings.dynamics.expire_check_s)
     async def schedule_expiry():

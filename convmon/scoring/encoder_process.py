@@ -7,7 +7,8 @@ machine: 389 turns/s alone, 122 in the same process as one busy Python thread, 3
 process next to that thread: there it competes for a core, not for the GIL.
 
 Same interface as Encoder (`run(texts) -> outputs`, `run_pieces`); the child holds its own Encoder built
-from the same files, so scores are identical. A child that dies (OOM killer) is replaced and
+from the same files, so scores are identical. Safe to call from several threads: calls queue for the one
+child, so one thread can prepare a batch while the child encodes another. A child that dies (OOM killer) is replaced and
 the batch retried once.
 """
 
@@ -64,6 +65,7 @@ def _ready() -> bool:
 class EncoderProcess:
     def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 1, max_tokens: int = MAX_TOKENS):
         self._args = (str(model_path), str(tokenizer_path), threads, max_tokens)
+        self._restarting = threading.Lock()
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -81,12 +83,15 @@ class EncoderProcess:
 
     def _call(self, fn, texts: Sequence[str], sub_batch: int | None):
         args = (list(texts), sub_batch or SUB_BATCH)
+        pool = self._pool
         try:
-            return self._pool.submit(fn, *args).result()
+            return pool.submit(fn, *args).result()
         except BrokenProcessPool:
-            log.warning("the scoring process died; starting a new one and retrying the batch")
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._start()
+            with self._restarting:  # two scoring threads may see the same death: one new process, not two
+                if self._pool is pool:
+                    log.warning("the scoring process died; starting a new one and retrying the batch")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._start()
             return self._pool.submit(fn, *args).result()
 
     def close(self) -> None:

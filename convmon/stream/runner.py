@@ -31,11 +31,17 @@ def raw_records(events) -> list[RawRecord]:
 
 
 async def off_loop(executor, metrics, label: str, fn, *args):
-    """`fn(*args)` on `executor`'s thread (model inference, state), timed as convmon_stage_seconds{label}."""
-    t0 = time.perf_counter()
-    out = await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-    metrics.stage_seconds.labels(label).inc(time.perf_counter() - t0)
-    return out
+    """`fn(*args)` on `executor`'s thread (model inference, state), timed there as convmon_stage_seconds{label}
+    (from its start on the thread, not from the submit: a call queued behind another one is not counted twice)."""
+
+    def run():
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            metrics.stage_seconds.labels(label).inc(time.perf_counter() - t0)
+
+    return await asyncio.get_running_loop().run_in_executor(executor, run)
 
 
 async def send_all(messages: Iterable[Message]) -> None:

@@ -393,3 +393,46 @@ def test_a_record_on_chat_alerts_that_is_not_an_alert_is_dead_lettered_and_alert
     ((key, value, headers),) = app.captured["dlq"].sent
     assert value == bad and headers["convmon.reason"] == b"invalid_alert_record"
     assert len(app.captured["outbox:hook"].sent) == 1  # the good alert paged
+
+
+def test_batches_scored_side_by_side_are_stored_and_published_in_the_order_read(app, monkeypatch):
+    """Up to three batches are in flight (one prepared while the encoder runs another): a first batch that
+    scores slower than the next must still be tracked, published and stored first."""
+    import threading
+    import time as _time
+
+    rt = app.convmon.runtime
+    process = rt.processor.process
+    spans = []
+
+    def slow_first(records):
+        t0 = _time.monotonic()
+        if records[0].offset == 0:
+            _time.sleep(1.0)  # the first batch: as if its encoder call were slow
+        out = process(records)
+        spans.append((records[0].offset, t0, _time.monotonic(), threading.current_thread().name))
+        return out
+
+    monkeypatch.setattr(rt.processor, "process", slow_first)
+    turns = make_turns(48)
+
+    async def feed():
+        async with app.convmon.agents["score_turns"].test_context() as agent:
+            for i, t in enumerate(turns):
+                await agent.put(_raw(t), key=t.conversation_id.encode(), partition=0)
+                if i % 16 == 15:
+                    await asyncio.sleep(0.2)  # three batches of 16
+            for _ in range(1200):
+                if len(app.captured["scores"].sent) >= len(turns):
+                    break
+                await asyncio.sleep(0.05)
+
+    asyncio.run(feed())
+    published = [json.loads(v)["event_id"] for _, v, _ in app.captured["scores"].sent]
+    assert published == [t.event_id for t in turns]  # in the order read, though batch 2 was scored first
+    first = next(s for s in spans if s[0] == 0)
+    assert any(s[1] < first[2] and s[3] != first[3] for s in spans if s[0] != 0), spans  # side by side
+    from convmon.store.clickhouse import connect
+
+    client = connect(rt.settings.clickhouse)
+    assert client.query("SELECT count() FROM turns FINAL").result_rows[0][0] == 48

@@ -38,6 +38,31 @@ def test_a_killed_scoring_process_is_replaced_and_the_batch_retried():
         child.close()
 
 
+def test_two_scoring_threads_that_see_the_same_death_start_one_new_process():
+    """The worker calls the child from two threads (one prepares a batch while the other waits on the child)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    child = SuiteModel(threads=1, in_child_process=True)
+    try:
+        before = child.encoder.run(TEXTS)["toxicity"]
+        (pid,) = list(child.encoder._pool._processes)
+        starts, start = [], child.encoder._start
+
+        def counted():
+            starts.append(1)
+            return start()
+
+        child.encoder._start = counted
+        os.kill(pid, signal.SIGKILL)
+        with ThreadPoolExecutor(2) as pool:
+            outs = list(pool.map(lambda _: child.encoder.run(TEXTS * 20)["toxicity"][: len(TEXTS)], range(2)))
+        for out in outs:
+            np.testing.assert_array_equal(before, out)
+        assert starts == [1]
+    finally:
+        child.close()
+
+
 def test_the_scoring_process_exits_when_its_worker_is_killed(tmp_path):
     """SIGKILL on the worker must not leave a scoring process behind (one per restart would pile up)."""
     import subprocess
