@@ -40,12 +40,15 @@ def test_an_unreachable_broker_is_said_once_early_then_a_clear_error(caplog):
 
     from convmon.stream.topics import ensure_topics
 
-    with socket.socket() as s:  # a port nothing listens on
+    # A port held bound but not listening for the whole test: refused, and never handed out as a client's
+    # source port. Released before the call, an ephemeral port could connect to itself (TCP self-connect) and
+    # let kafka-python in with its own "Connection closed" warnings (a fresh-clone CI run, 2026-12-07).
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    caplog.set_level(logging.INFO)
-    with pytest.raises(RuntimeError, match="cannot reach Kafka at 127.0.0.1:.*convmon kafka up"):
-        ensure_topics(Settings(kafka_bootstrap=f"127.0.0.1:{port}"), timeout_s=2.5)
+        caplog.set_level(logging.INFO)
+        with pytest.raises(RuntimeError, match="cannot reach Kafka at 127.0.0.1:.*convmon kafka up"):
+            ensure_topics(Settings(kafka_bootstrap=f"127.0.0.1:{port}"), timeout_s=2.5)
     lines = [r for r in caplog.records if r.levelno >= logging.INFO]
     assert len(lines) == 1 and "waiting for Kafka" in lines[0].getMessage()
 
