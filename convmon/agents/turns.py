@@ -29,23 +29,12 @@ from ..alerting.hops import AlertHops, alert_origins, record_times
 from ..batch import dlq_max_bytes
 from ..state.dynamics import ConversationTracker, ShiftConfig, ShiftDetector
 from ..stream.current import processing
-from ..stream.runner import micro_batches, off_loop, raw_records, send_all, store_all
+from ..stream.runner import micro_batches, off_loop_timed, raw_records, send_all, store_all
 from ..stream.topics import CONVERSATIONS_TABLE
 
 log = logging.getLogger(__name__)
 
 BATCHES_IN_FLIGHT = 3
-
-
-def timed(fn):
-    """fn, returning (its result, the seconds it took on the thread that ran it)."""
-
-    def run(*args):
-        t0 = time.perf_counter()
-        out = fn(*args)
-        return out, time.perf_counter() - t0
-
-    return run
 
 
 def register(app: faust.App) -> None:
@@ -143,8 +132,8 @@ def register(app: faust.App) -> None:
                 for ev in events:
                     ev.message.incref()  # pinned until finish() has stored and published the batch
                 await slots.acquire()
-                scoring = asyncio.ensure_future(off_loop(rt.score_executor, rt.metrics, "validate_and_score",
-                                                         timed(rt.processor.process), raw_records(events)))
+                scoring = asyncio.ensure_future(off_loop_timed(rt.score_executor, rt.metrics, "validate_and_score",
+                                                               rt.processor.process, raw_records(events)))
                 tracked_now = asyncio.get_running_loop().create_future()
                 previous = asyncio.ensure_future(complete(events, scoring, tracked, tracked_now, previous))
                 tracked = tracked_now

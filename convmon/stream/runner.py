@@ -30,18 +30,26 @@ def raw_records(events) -> list[RawRecord]:
     return [RawRecord(ev.value, ev.key, ev.message.topic, ev.message.partition, ev.message.offset) for ev in events]
 
 
-async def off_loop(executor, metrics, label: str, fn, *args):
-    """`fn(*args)` on `executor`'s thread (model inference, state), timed there as convmon_stage_seconds{label}
-    (from its start on the thread, not from the submit: a call queued behind another one is not counted twice)."""
+async def off_loop_timed(executor, metrics, label: str, fn, *args) -> tuple:
+    """(`fn(*args)`, the seconds it took), run on `executor`'s thread (model inference, state) and timed there as
+    convmon_stage_seconds{label}: from its start on the thread, not from the submit, so that a call queued behind
+    another one is not counted twice."""
 
     def run():
         t0 = time.perf_counter()
         try:
-            return fn(*args)
+            out = fn(*args)
         finally:
-            metrics.stage_seconds.labels(label).inc(time.perf_counter() - t0)
+            seconds = time.perf_counter() - t0
+            metrics.stage_seconds.labels(label).inc(seconds)
+        return out, seconds
 
     return await asyncio.get_running_loop().run_in_executor(executor, run)
+
+
+async def off_loop(executor, metrics, label: str, fn, *args):
+    """`fn(*args)` on `executor`'s thread, timed there (off_loop_timed)."""
+    return (await off_loop_timed(executor, metrics, label, fn, *args))[0]
 
 
 async def send_all(messages: Iterable[Message]) -> None:
