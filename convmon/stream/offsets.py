@@ -11,7 +11,10 @@ again (downstream writes are idempotent on event_id, so records read twice do no
 Plain code, no Kafka: the agent feeds it each record's (partition key, offset) and seeks
 where it says. A hole is accepted as really there (transaction markers, records deleted by
 retention) only when two re-reads in a row begin at the same offset past it, or after
-MAX_REREADS re-reads; the agent then lets the consumer commit past it (stream/consumer.py).
+MAX_REREADS re-reads, and then only if the broker confirms it: stream/rereads.py reads those offsets with
+a separate consumer, and a hole that holds records is re-read again (`reopen`) — a re-read can itself be
+dropped by Faust's fetch loop every time (a chaos run lost one turn that way, 2026-12-07). Only then does
+the agent let the consumer commit past it (stream/consumer.py).
 Until then the commit stays before the hole, so the records stay owed.
 """
 
@@ -97,6 +100,16 @@ class OffsetContinuity:
         if offset < p.next_offset:
             return None  # a record delivered again (at-least-once): nothing skipped
         return self._gap(p, tp, p.next_offset, offset)
+
+    def reopen(self, tp: Hashable, start: int, end: int) -> Gap:
+        """A hole `observe` accepted turned out to hold records (the log has them: stream/rereads.py asks the
+        broker): re-read it again from `start`, with its re-reads counted afresh. Returns the gap to re-read."""
+        p = self._parts.setdefault(tp, _Partition())
+        p.began_at.pop(start, None)
+        p.rereads[start] = 1
+        p.next_offset = start
+        p.resync_to, p.last, p.waited = start, end, 0
+        return Gap(tp, start, end)
 
     @staticmethod
     def _gap(p: _Partition, tp: Hashable, start: int, end: int) -> Gap:

@@ -250,3 +250,70 @@ def test_a_group_that_never_stops_settling_is_watched_as_usual():
     assert not w.skip(True, now=60)
     assert w.check({"turns/1": (10, 20, False)}, now=60) == []
     assert not w.skip(True, now=76) and [a.kind for a in w.check({"turns/1": (10, 20, False)}, now=76)] == ["seek"]
+
+
+def _rereader_run(holds):
+    """Drives stream/rereads.Rereader over a partition whose re-reads of offset 10 are dropped every time
+    (the chaos run's turns/1 offset 7668): returns (seeks asked, gaps accepted, probes made)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from convmon.stream.rereads import Rereader
+
+    from faust.types import TP
+
+    tp = TP("chat.turns", 1)
+    seeks, accepted, probes = [], [], []
+
+    class Consumer:
+        _committed_offset = {tp: 0}
+
+        async def seek(self, tp_, offset):
+            seeks.append(offset)
+
+        async def accept_gap(self, tp_, start, end):
+            accepted.append((start, end))
+
+    class Counter:
+        def labels(self, *_):
+            return self
+
+        def inc(self, *_):
+            pass
+
+    app = SimpleNamespace(consumer_generation_id=1, consumer=Consumer())
+
+    def probe(topic, partition, start, end):
+        probes.append((topic, partition, start, end))
+        return holds
+
+    r = Rereader(app, SimpleNamespace(offset_gaps=Counter()), holds_records=probe)
+
+    def batch(offsets):
+        return [SimpleNamespace(message=SimpleNamespace(tp=tp, offset=o)) for o in offsets]
+
+    async def go():
+        await r.check(batch(range(0, 10)))
+        for _ in range(6):  # every re-read begins at 11: offset 10 is dropped again and again
+            await r.check(batch([11, 12]))
+            await r.check(batch([5]))
+            await r.check(batch(range(6, 10)))
+
+    asyncio.run(go())
+    return seeks, accepted, probes
+
+
+def test_a_hole_the_broker_still_holds_records_in_is_read_again_not_committed_over():
+    """Chaos run, 2026-12-07: the re-reads of turns/1 offset 7668 all began at 7669, the hole was accepted
+    and the turn lost. Now the broker is asked first; while it holds the record, the offsets stay owed."""
+    seeks, accepted, probes = _rereader_run(holds=True)
+    assert accepted == []
+    assert probes and probes[0] == ("chat.turns", 1, 10, 11)
+    assert len(seeks) == 6 and set(seeks) == {10}  # every round asks for the re-read again
+
+
+def test_a_hole_the_broker_confirms_is_committed_over_and_an_unanswered_check_keeps_it_owed():
+    seeks, accepted, probes = _rereader_run(holds=False)
+    assert accepted == [(10, 10)] and len(probes) == 1
+    seeks, accepted, probes = _rereader_run(holds=None)  # the broker did not answer
+    assert accepted == [] and len(seeks) == 6
