@@ -148,3 +148,41 @@ def test_a_failed_commit_is_overtaken_by_later_acknowledgements(consumer, monkey
     ack(consumer, range(500, 520))
     assert commit(consumer) is True
     assert sent == [{TP2: 500}, {TP2: 520}] and consumer._committed_offset[TP2] == 520
+
+
+def test_a_seek_during_a_fetched_batch_is_not_undone_by_the_records_fetched_before_it(consumer, monkeypatch):
+    """The chaos run's lost turn (turns/1 offset 7668): the re-read sought back to 7668 while the fetch loop was
+    still handing over a batch fetched before (7669..); the loop's store after each of those records overwrote
+    the sought position, and the re-fetched 7668 was dropped as already read. The loop below is Faust's
+    `_drain_messages` step for step (faust-streaming 0.15): take a record at or past `_read_offset`, await the
+    stream, then store its offset."""
+    from types import SimpleNamespace
+
+    async def no_seek(tp, offset):
+        return None
+
+    batches = [[7669, 7670, 7671, 7672], [7668, 7669, 7670, 7671, 7672]]  # before the seek, then the re-read
+
+    async def fetched(self, timeout):
+        for o in batches.pop(0):
+            yield TP2, SimpleNamespace(offset=o)
+
+    monkeypatch.setattr(consumer, "_seek", no_seek)
+    monkeypatch.setattr(type(consumer).__mro__[1], "getmany", fetched)
+    consumer._read_offset[TP2] = 7667
+    taken = []
+
+    async def fetch_loop_pass():
+        async for tp, message in consumer.getmany(timeout=1.0):
+            r = consumer._read_offset[tp]
+            if r is None or message.offset >= r:
+                taken.append(message.offset)
+                if message.offset == 7669 and len(taken) == 1:
+                    await consumer.seek(tp, 7668)  # the re-read, while the stream holds 7669
+                consumer._read_offset[tp] = message.offset
+
+    run(fetch_loop_pass())
+    assert taken == [7669] and consumer._read_offset[TP2] == 7667  # the rest of the old batch waits for the re-read
+    run(fetch_loop_pass())
+    assert taken == [7669, 7668, 7669, 7670, 7671, 7672]  # 7668 is read, nothing is dropped
+    assert consumer._read_offset[TP2] == 7672
