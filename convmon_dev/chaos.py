@@ -165,6 +165,17 @@ REJOIN = re.compile(r"partition (\S+) still stalled at (\d+) of (\d+) after a re
 ESCALATE = re.compile(r"partition (\S+) stalled at (\d+) of (\d+) for (\d+)s: neither a re-read nor a rejoin")
 
 
+# stream/rereads.py's and stream/consumer.py's lines: how often the re-read machinery acted in a run
+REREAD_LINES = {"rereads": re.compile(r"the consumer skipped offsets \d+\.\.\d+ of \S+; reading them again"),
+                "left_for_the_reread": re.compile(r"\d+ records of \S+ fetched before a seek of their partition"),
+                "holes_reopened": re.compile(r"were skipped on every re-read, but the broker"),
+                "holes_confirmed": re.compile(r"do not exist \(read again, still absent; the broker has no record")}
+
+
+def reread_counts(text: str) -> dict[str, int]:
+    return {k: len(p.findall(text)) for k, p in REREAD_LINES.items()}
+
+
 def watchdog_events(text: str) -> dict[str, list[str]]:
     """The stall warnings, rejoins and escalations a worker log holds (stream/watchdog.py's lines), one short line
     each with its reason (no chat text)."""
@@ -471,6 +482,7 @@ def run_chaos(plan: ChaosPlan, bootstrap: str, workdir: Optional[Path] = None,
         "watchdog": {"during_run": {k: len(v) for k, v in run_events.items()}, "reasons": run_events,
                      "while_idle": {k: len(v) for k, v in idle_events.items()}, "idle_reasons": idle_events,
                      "idle_s": plan.idle_s},
+        "rereads": {k: sum(reread_counts(w.text())[k] for w in workers) for k in REREAD_LINES},
         "worker_exit_codes": exit_codes,
         "logs": str(work),
     }

@@ -45,10 +45,14 @@ tests/unit/test_contiguous_commits.py pins them.
 
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 import faust
 from faust.transport.consumer import ensure_TP
+
+
+log = logging.getLogger(__name__)
 
 
 def last_read(next_offset: Optional[int]) -> Optional[int]:
@@ -68,13 +72,17 @@ def contiguous(consumer_cls: type) -> type:
 
         async def getmany(self, timeout: float):
             """Faust's batch of records, less those fetched before a seek of their partition (module doc)."""
-            seeks_at_fetch = dict(self._seeks)
+            seeks_at_fetch, skipped = dict(self._seeks), {}
             async for tp, message in super().getmany(timeout):
                 self._keep_sought(seeks_at_fetch)
                 if self._seeks.get(tp, 0) != seeks_at_fetch.get(tp, 0):
-                    continue  # fetched before a seek of its partition: the re-read fetches it again
+                    skipped[tp] = skipped.get(tp, 0) + 1  # fetched before a seek: the re-read fetches it again
+                    continue
                 yield tp, message
             self._keep_sought(seeks_at_fetch)
+            for tp, n in skipped.items():
+                log.info("%d records of %s/%d fetched before a seek of their partition were left for the re-read",
+                         n, tp.topic, tp.partition)
 
         def _keep_sought(self, seeks_at_fetch: dict) -> None:
             """Undo the fetch loop's store of a record it took before a seek of the record's partition."""

@@ -150,7 +150,7 @@ def test_a_failed_commit_is_overtaken_by_later_acknowledgements(consumer, monkey
     assert sent == [{TP2: 500}, {TP2: 520}] and consumer._committed_offset[TP2] == 520
 
 
-def test_a_seek_during_a_fetched_batch_is_not_undone_by_the_records_fetched_before_it(consumer, monkeypatch):
+def test_a_seek_during_a_fetched_batch_is_not_undone_by_the_records_fetched_before_it(consumer, monkeypatch, caplog):
     """The chaos run's lost turn (turns/1 offset 7668): the re-read sought back to 7668 while the fetch loop was
     still handing over a batch fetched before (7669..); the loop's store after each of those records overwrote
     the sought position, and the re-fetched 7668 was dropped as already read. The loop below is Faust's
@@ -181,8 +181,11 @@ def test_a_seek_during_a_fetched_batch_is_not_undone_by_the_records_fetched_befo
                     await consumer.seek(tp, 7668)  # the re-read, while the stream holds 7669
                 consumer._read_offset[tp] = message.offset
 
-    run(fetch_loop_pass())
+    with caplog.at_level("INFO", logger="convmon.stream.consumer"):
+        run(fetch_loop_pass())
     assert taken == [7669] and consumer._read_offset[TP2] == 7667  # the rest of the old batch waits for the re-read
+    assert [r.getMessage() for r in caplog.records] == [
+        "3 records of chat.turns/2 fetched before a seek of their partition were left for the re-read"]
     run(fetch_loop_pass())
     assert taken == [7669, 7668, 7669, 7670, 7671, 7672]  # 7668 is read, nothing is dropped
     assert consumer._read_offset[TP2] == 7672
