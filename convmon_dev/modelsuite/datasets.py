@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from convmon_dev.modelsuite.augment import perturbed_copies
 from convmon_dev.modelsuite.files import Policy, load_policies, read_jsonl
 from convmon_dev.modelsuite.evaluate import read_set
 from convmon_dev.modelsuite.public.sources import dedup_key
@@ -92,8 +91,6 @@ def training_rows(models_dir: Path) -> dict[str, list[dict]]:
         hand = [dict(r, source="handwritten") for path in handwritten_train_files(models_dir, task)
                 for r in read_set(path)]
         out[task] = public_rows(models_dir, task, "train") + hand * HANDWRITTEN_REPEAT
-        if task == "toxicity":  # abuse spelled around a filter (augment.py): perturbed copies of both labels
-            out[task] += perturbed_copies(public_rows(models_dir, task, "train") + hand)
         if task in BINARY:
             out[task] += benign
     for pol in load_policies(models_dir):
@@ -117,8 +114,7 @@ def training_rows(models_dir: Path) -> dict[str, list[dict]]:
         step = max(1, len(ordered) // CROSS_NEGATIVES)
         return [{"text": t, "label": 0, "source": "cross_task", "tag": tag} for t in ordered[::step]]
 
-    ordinary = sample({r["text"] for t in ("sentiment", "toxicity") for r in out[t]
-                       if not str(r.get("tag", "")).startswith("spelling:")}, "ordinary")
+    ordinary = sample({r["text"] for t in ("sentiment", "toxicity") for r in out[t]}, "ordinary")
     out["jailbreak"] += ordinary
     for pol in load_policies(models_dir):
         out[pol.id] += ordinary
