@@ -411,15 +411,19 @@ def models_data(mirrors: Path, out: Path) -> None:
 @click.option("--dir", "models_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="models folder (default: the packaged models/)")
 @click.option("--epochs", type=int, default=None, help="training epochs (default from TrainConfig)")
+@click.option("--seed", type=int, default=None,
+              help="seed of the draws, shuffles and head initialisation (default from TrainConfig: the shipped suite's); "
+                   "train the same data with other seeds to see how much a result varies from run to run")
 @click.pass_context
-def models_train(ctx: click.Context, models_dir: Path | None, epochs: int | None) -> None:
+def models_train(ctx: click.Context, models_dir: Path | None, epochs: int | None, seed: int | None) -> None:
     """Fine-tune the encoder's top layers and the heads on models/data (torch; `make train-deps`). Slow: see README."""
     from dataclasses import replace
 
     from convmon_dev.modelsuite.train import TrainConfig, train
 
     d = models_dir or _models_dir(_settings(ctx))
-    cfg = TrainConfig() if epochs is None else replace(TrainConfig(), epochs=epochs)
+    given = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
+    cfg = replace(TrainConfig(), **given)
     info = train(d, cfg, log=lambda msg: click.echo(msg, err=True))
     click.echo(f"trained in {info['seconds'] / 60:.1f} min, kept epoch {info['kept_epoch']} → {d}/trained/ "
                f"(now run `convmon models build`)")
