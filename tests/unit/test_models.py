@@ -266,3 +266,22 @@ def test_score_text_shows_each_decision_with_its_threshold():
     assert "JAILBREAK" in lines["jailbreak"] and "embedding_norm" not in out
     out, lines = score("Thanks, that fixed it. Mail me at a@b.com")
     assert "not toxic" in lines["toxicity"] and "<" in lines["toxicity"] and "EMAIL" in lines["pii"]
+
+
+def test_models_train_takes_a_seed_and_keeps_the_other_settings(tmp_path, monkeypatch):
+    """`convmon models train --seed N` is how a result's run-to-run spread is measured: N must reach training,
+    and nothing else may change with it."""
+    from click.testing import CliRunner
+
+    import convmon_dev.modelsuite.train as train_mod
+    from convmon.cli import main
+
+    seen = []
+    monkeypatch.setattr(train_mod, "train", lambda d, cfg, log: seen.append(cfg) or {"seconds": 0, "kept_epoch": 1})
+    for args in ([], ["--seed", "3"], ["--seed", "3", "--epochs", "1"]):
+        r = CliRunner().invoke(main, ["models", "train", "--dir", str(tmp_path), *args])
+        assert r.exit_code == 0, r.output
+    default = train_mod.TrainConfig()
+    assert seen[0] == default
+    assert seen[1].seed == 3 and seen[1].epochs == default.epochs and seen[1].seed != default.seed
+    assert (seen[2].seed, seen[2].epochs) == (3, 1)
