@@ -30,29 +30,17 @@ group again and again. `seek` and `perform_seek` below store `offset - 1` (None 
 the fetch loop reads the same way: a record at `offset` or later is taken, and one at the sought offset
 is not a jump.
 
-A seek also has to win against records already fetched. Faust's fetch loop stores each handed-over
-record's offset as the last one read *after* the stream has taken it; when our re-read seeks back while
-the loop is still working through a batch fetched before the seek, that store overwrites the sought
-position, and the loop then drops the re-fetched records below it as already read (a chaos run lost
-turns/1 offset 7668 to three such re-reads). `getmany` below counts seeks per partition: a record of a
-partition sought after its batch was fetched is not handed over (the re-read fetches it again), and
-the sought position is put back after every record the loop finished, so a stale store never stands.
-
 These overrides touch Faust's Consumer internals `_add_gap`, `_new_offset`, `_commit_offsets`, `_acked`,
-`_gap`, `_read_offset` and `_committed_offset`, and wrap `getmany` (faust-streaming 0.15);
-tests/unit/test_contiguous_commits.py pins them.
+`_gap`, `_read_offset` and `_committed_offset` (faust-streaming 0.15); tests/unit/test_contiguous_commits.py
+pins them.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Optional
 
 import faust
 from faust.transport.consumer import ensure_TP
-
-
-log = logging.getLogger(__name__)
 
 
 def last_read(next_offset: Optional[int]) -> Optional[int]:
@@ -67,32 +55,6 @@ def contiguous(consumer_cls: type) -> type:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self._failed_commit: dict = {}  # tp → offset of a commit that failed, tried again with the next one
-            self._seeks: dict = {}  # tp → how many times it was sought (seek, perform_seek)
-            self._sought: dict = {}  # tp → the `_read_offset` its latest seek set
-
-        async def getmany(self, timeout: float):
-            """Faust's batch of records, less those fetched before a seek of their partition (module doc)."""
-            seeks_at_fetch, skipped = dict(self._seeks), {}
-            async for tp, message in super().getmany(timeout):
-                self._keep_sought(seeks_at_fetch)
-                if self._seeks.get(tp, 0) != seeks_at_fetch.get(tp, 0):
-                    skipped[tp] = skipped.get(tp, 0) + 1  # fetched before a seek: the re-read fetches it again
-                    continue
-                yield tp, message
-            self._keep_sought(seeks_at_fetch)
-            for tp, n in skipped.items():
-                log.info("%d records of %s/%d fetched before a seek of their partition were left for the re-read",
-                         n, tp.topic, tp.partition)
-
-        def _keep_sought(self, seeks_at_fetch: dict) -> None:
-            """Undo the fetch loop's store of a record it took before a seek of the record's partition."""
-            for tp, n in self._seeks.items():
-                if n != seeks_at_fetch.get(tp, 0):
-                    self._read_offset[tp] = self._sought[tp]
-
-        def _sought_at(self, tp, read_offset: Optional[int]) -> None:
-            self._seeks[tp] = self._seeks.get(tp, 0) + 1
-            self._sought[tp] = self._read_offset[tp] = read_offset
 
         async def _add_gap(self, tp, offset_from: int, offset_to: int) -> None:
             return None  # a jump is skipped records until the re-read says otherwise
@@ -144,13 +106,12 @@ def contiguous(consumer_cls: type) -> type:
 
         async def seek(self, partition, offset: int) -> None:
             await self._seek(partition, offset)
-            self._sought_at(ensure_TP(partition), last_read(offset))
+            self._read_offset[ensure_TP(partition)] = last_read(offset)
 
         async def perform_seek(self) -> None:
             """Faust's perform_seek (every partition to its committed offset), with `_read_offset` as above."""
             committed = await self.seek_to_committed()
-            for tp, o in committed.items():
-                self._sought_at(ensure_TP(tp), last_read(o))
+            self._read_offset.update({tp: last_read(o) for tp, o in committed.items()})
             self._committed_offset.update({ensure_TP(tp): o if o else None
                                            for tp, o in committed.items() if o is not None})
 

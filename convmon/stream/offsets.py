@@ -12,9 +12,8 @@ Plain code, no Kafka: the agent feeds it each record's (partition key, offset) a
 where it says. A hole is accepted as really there (transaction markers, records deleted by
 retention) only when two re-reads in a row begin at the same offset past it, or after
 MAX_REREADS re-reads, and then only if the broker confirms it: stream/rereads.py reads those offsets with
-a separate consumer, and a hole that holds records is re-read again (`reopen`) — a re-read could itself be
-dropped by Faust's fetch loop every time (a chaos run lost one turn that way, 2026-12-07; the consumer now
-keeps its seeks against records fetched before them, stream/consumer.py). Only then does
+a separate consumer, and a hole that holds records is re-read again (`reopen`) — a re-read can itself be
+dropped by Faust's fetch loop every time (a chaos run lost one turn that way, 2026-12-07). Only then does
 the agent let the consumer commit past it (stream/consumer.py).
 Until then the commit stays before the hole, so the records stay owed.
 """

@@ -6,9 +6,7 @@ asked by a separate consumer, returns no record at those offsets (`log_holds_rec
 exists because the re-read itself can be lost: Faust's fetch loop stores each handed-over record's offset
 as the last one read, also when it is still working through records fetched before our seek, and then drops
 the re-fetched records below it. A chaos run (2026-12-07) lost turns/1 offset 7668 that way: three re-reads
-each began at 7669, and the hole was taken for real. The consumer now keeps a seek against records fetched
-before it (stream/consumer.py, `getmany`); the broker check stays as the second line: a hole is committed
-over only when the broker itself says it is empty.
+each began at 7669, and the hole was taken for real.
 """
 
 from __future__ import annotations
