@@ -167,7 +167,6 @@ ESCALATE = re.compile(r"partition (\S+) stalled at (\d+) of (\d+) for (\d+)s: ne
 
 # stream/rereads.py's and stream/consumer.py's lines: how often the re-read machinery acted in a run
 REREAD_LINES = {"rereads": re.compile(r"the consumer skipped offsets \d+\.\.\d+ of \S+; reading them again"),
-                "left_for_the_reread": re.compile(r"\d+ records of \S+ fetched before a seek of their partition"),
                 "holes_reopened": re.compile(r"were skipped on every re-read, but the broker"),
                 "holes_confirmed": re.compile(r"do not exist \(read again, still absent; the broker has no record")}
 
