@@ -148,3 +148,20 @@ def test_a_failed_commit_is_overtaken_by_later_acknowledgements(consumer, monkey
     ack(consumer, range(500, 520))
     assert commit(consumer) is True
     assert sent == [{TP2: 500}, {TP2: 520}] and consumer._committed_offset[TP2] == 520
+
+
+def test_acks_that_arrive_after_a_revocation_do_not_let_the_commit_pass_unprocessed_records(consumer, monkeypatch):
+    """Faust forgets a revoked partition's committed offset and acks before its App waits for the events in flight
+    and commits (wait_empty). Those late acks, after records that were skipped and not yet re-read, must not
+    carry the commit over the skipped records (a chaos run lost turns/0 5797..6230 this way)."""
+    seen = []
+
+    async def app_revoked(revoked):
+        ack(consumer, range(500, 600))  # the events in flight finish while the App waits for them
+        seen.append(consumer._new_offset(TP2))  # what wait_empty's commit would send
+        ack(consumer, range(445, 500))  # had the skipped records been processed, the commit may pass them
+        seen.append(consumer._new_offset(TP2))
+
+    monkeypatch.setattr(consumer, "_on_partitions_revoked", app_revoked)
+    run(consumer.on_partitions_revoked({TP2}))
+    assert seen == [None, 600]
