@@ -454,7 +454,9 @@ def run_chaos(plan: ChaosPlan, bootstrap: str, workdir: Optional[Path] = None,
     slack_per_key: dict[str, int] = {}
     for k in oncall.slack_keys():
         slack_per_key[k] = slack_per_key.get(k, 0) + 1
-    logs = [watchdog_events(w.text()) for w in workers]
+    texts = [w.text() for w in workers]
+    logs = [watchdog_events(t) for t in texts]
+    rereads = [reread_counts(t) for t in texts]
     run_events = {k: [f"worker {i}: {e}" for i, ev in enumerate(logs) for e in ev[k]] for k in ("stalls", "rejoins", "escalations")}
     idle_events = {k: [f"worker {i}: {e}" for i, ev in enumerate(idle) for e in ev[k]] for k in ("stalls", "rejoins", "escalations")}
 
@@ -481,7 +483,7 @@ def run_chaos(plan: ChaosPlan, bootstrap: str, workdir: Optional[Path] = None,
         "watchdog": {"during_run": {k: len(v) for k, v in run_events.items()}, "reasons": run_events,
                      "while_idle": {k: len(v) for k, v in idle_events.items()}, "idle_reasons": idle_events,
                      "idle_s": plan.idle_s},
-        "rereads": {k: sum(reread_counts(w.text())[k] for w in workers) for k in REREAD_LINES},
+        "rereads": {k: sum(c[k] for c in rereads) for k in REREAD_LINES},
         "worker_exit_codes": exit_codes,
         "logs": str(work),
     }
