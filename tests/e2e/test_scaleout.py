@@ -39,6 +39,9 @@ def test_two_workers_split_partitions_and_one_takes_over(e2e):
 
     seen, _ = collect(e2e, {t["event_id"] for t in turns[:2000]}, 0, timeout=120, workers=[w1, w2])
     assert len(seen) == 2000
+    # A fast machine stores a worker's whole share inside one commit interval (1 s); give the commit
+    # that follows the write a few intervals, so the kill tests a take-over after committed work.
+    time.sleep(3)
     w2.proc.kill()  # dies without warning
     w2.proc.wait(30)
     with TurnPublisher(e2e.bootstrap, e2e.topics["turns"]) as pub:
